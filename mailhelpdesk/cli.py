@@ -1,0 +1,128 @@
+"""The command line. Each command parses its arguments and calls one function; errors become one clear line."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from .errors import MailHelpdeskError
+
+CONFIG_OPTION = click.option(
+    "--config",
+    "config_path",
+    envvar="MAILHELPDESK_CONFIG",
+    default="mailhelpdesk.toml",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Config file (also $MAILHELPDESK_CONFIG).",
+)
+
+
+def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn our errors into one line on stderr and the right exit code, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except MailHelpdeskError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper
+
+
+def setup_logging(verbose: int, log_format: str = "text") -> None:
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
+    handler = logging.StreamHandler()
+    if log_format == "json":
+        from .logjson import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger("mailhelpdesk")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mailhelpdesk")
+def main() -> None:
+    """mailhelpdesk: a helpdesk inside your shared mailbox.
+
+    Start with `mailhelpdesk demo` (no account needed), then `mailhelpdesk init`.
+    """
+
+
+@main.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to put the demo mailbox and config (default: a new temporary folder).")
+@friendly
+def demo(directory: Path | None) -> None:
+    """Run the whole product on a local sample mailbox: no account, no server."""
+    from .demo.run import run_demo
+
+    run_demo(directory, click.echo)
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--force", is_flag=True, help="Overwrite an existing config file.")
+@friendly
+def init(config_path: Path, force: bool) -> None:
+    """Ask a few questions and write a config file."""
+    from .wizard import run_wizard
+
+    run_wizard(config_path, force, click.prompt, click.echo)
+
+
+@main.command()
+@CONFIG_OPTION
+@friendly
+def check(config_path: Path) -> None:
+    """Validate the config, log in, say what the server supports, create labels."""
+    from .commands import check_setup
+
+    for line in check_setup(config_path):
+        click.echo(line)
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--once", is_flag=True, help="Do one pass and exit.")
+@click.option("--dry-run", is_flag=True, help="Print what would be done; change nothing (implies --once).")
+@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@friendly
+def run(config_path: Path, once: bool, dry_run: bool, verbose: int, log_format: str) -> None:
+    """Run the helpdesk daemon."""
+    from .commands import run_daemon
+
+    setup_logging(max(verbose, 0 if (once or dry_run) else 1), log_format)
+    run_daemon(config_path, once=once or dry_run, dry_run=dry_run, echo=click.echo)
+
+
+@main.command()
+@CONFIG_OPTION
+@click.argument("key", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--status", "statuses", multiple=True, help="Only these statuses (repeatable).")
+@click.option("--ignored", is_flag=True, help="List the mail that opened no ticket, and why.")
+@friendly
+def tickets(config_path: Path, key: str | None, as_json: bool, statuses: tuple[str, ...], ignored: bool) -> None:
+    """List tickets (or show one, with its history)."""
+    from .commands import list_tickets
+
+    output = list_tickets(config_path, key, as_json, statuses, ignored)
+    click.echo(json.dumps(output, indent=2, ensure_ascii=False) if as_json else output)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

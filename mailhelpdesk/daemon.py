@@ -1,0 +1,172 @@
+"""The loop: fetch changes, decide, apply, save. Small, and it never dies on one bad message."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import threading
+import traceback
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Callable
+
+from .config import Config
+from .effects import Effects, coalesce_labels, describe
+from .engine import Engine
+from .errors import LockError, MailboxError
+from .labels import scheme_for
+from .mailbox import open_mailbox
+from .mailbox.base import Mailbox
+from .model import Action, Incoming, SendMail, SetLabels, State
+from .parse import parse_message
+from .store import Store
+
+log = logging.getLogger("mailhelpdesk")
+
+
+@dataclass
+class PassReport:
+    messages: int = 0
+    label_changes: int = 0
+    planned: list[str] = field(default_factory=list)
+    done: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    quarantined: list[str] = field(default_factory=list)
+
+
+class Helpdesk:
+    """One mailbox, one state file, one engine."""
+
+    def __init__(self, config: Config, mailbox: Mailbox | None = None, clock: Callable[[], datetime] | None = None):
+        self.config = config
+        self.engine = Engine(config)
+        self.mailbox = mailbox or open_mailbox(config)
+        self.store = Store(config.resolve(config.helpdesk.state_file))
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.state: State = self.store.load()
+        self._prepared = False
+
+    def save(self) -> None:
+        self.store.save(self.state)
+
+    def run_pass(self, dry_run: bool = False) -> PassReport:
+        """One pass over the mailbox. With dry_run, decide everything and change nothing."""
+        now = self.clock()
+        report = PassReport()
+        if not self._prepared:
+            self.mailbox.connect()
+            self.mailbox.prepare(scheme_for(self.config).all() | {scheme_for(self.config).quarantine})
+            self._prepared = True
+        state = self.state
+        since = now - timedelta(days=self.config.imap.import_days)
+        changes = self.mailbox.changes(state.cursors, since)
+        actions: list[Action] = []
+        incoming: list[Incoming] = []
+        for raw in changes.messages:
+            report.messages += 1
+            try:
+                facts = parse_message(raw.raw, self.config.helpdesk.ticket_prefix)
+            except Exception as exc:  # the parser is meant never to raise; if it does, keep the mail and go on
+                self._quarantine(raw.ref, f"unreadable: {type(exc).__name__}: {exc}", actions, report)
+                continue
+            incoming.append(Incoming(raw.ref, raw.folder_role, facts, raw.labels, raw.received_at, raw.thread_id))
+        incoming.sort(key=lambda m: (m.when or now, m.ref))
+        for message in incoming:
+            try:
+                plan = self.engine.on_message(state, message, now)
+            except Exception as exc:
+                log.debug("engine failed on %s:\n%s", message.ref, traceback.format_exc())
+                self._quarantine(message.ref, f"could not be processed: {type(exc).__name__}: {exc}", actions, report)
+                continue
+            state.merge(plan)
+            actions += plan.actions
+            report.notes += plan.notes
+        report.label_changes = len(changes.label_changes)
+        for plan in (self.engine.on_labels(state, changes.label_changes, now), self.engine.on_tick(state, now)):
+            state.merge(plan)
+            actions += plan.actions
+            report.notes += plan.notes
+        report.planned = [describe(a) for a in [*coalesce_labels(actions), *(a for a in actions if isinstance(a, SendMail))]]
+        if dry_run:
+            self.state = self.store.load()  # forget what this pass decided
+            return report
+        effects = Effects(self.config, self.mailbox, self.save)
+        report.done = effects.apply(state, actions, now)
+        state.cursors = changes.cursor
+        state.cursors["last_pass"] = now.isoformat()
+        self.save()
+        return report
+
+    def _quarantine(self, ref: str, reason: str, actions: list[Action], report: PassReport) -> None:
+        log.error("quarantined %s: %s", ref, reason)
+        self.state.quarantine[ref] = reason
+        actions.append(SetLabels((ref,), frozenset({scheme_for(self.config).quarantine}), frozenset()))
+        report.quarantined.append(f"{ref}: {reason}")
+
+    def close(self) -> None:
+        self.mailbox.close()
+
+
+class InstanceLock:
+    """One daemon per state file: a second one stops with a clear message."""
+
+    def __init__(self, state_file: Path):
+        self.path = state_file.with_name(state_file.name + ".lock")
+        self.handle = None
+
+    def __enter__(self) -> "InstanceLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = open(self.path, "a+")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.close()
+            raise LockError(f"another mailhelpdesk is already running on {self.path.with_suffix('')} (lock {self.path})") from None
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(str(os.getpid()))
+        self.handle.flush()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.handle:
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+            self.handle.close()
+
+
+def serve(helpdesk: Helpdesk, on_report: Callable[[PassReport], None], stop: threading.Event | None = None) -> None:
+    """The daemon: a pass, then wait for mail (IDLE) or the poll interval; reconnect with backoff on faults."""
+    stop = stop or threading.Event()
+
+    def request_stop(signum: int, frame: object) -> None:
+        log.info("stopping (signal %d)", signum)
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+    backoff = 1.0
+    interval = helpdesk.config.mailbox.poll_interval
+    while not stop.is_set():
+        try:
+            on_report(helpdesk.run_pass())
+            backoff = 1.0
+            if not stop.is_set():
+                helpdesk.mailbox.wait(interval)
+        except MailboxError as exc:
+            log.error("%s; reconnecting in %.0f s", exc, backoff)
+            helpdesk.mailbox.close()
+            helpdesk._prepared = False
+            stop.wait(backoff)
+            backoff = min(backoff * 2, 300)
+        except Exception as exc:  # a dropped connection or a bug in one pass: log it, wait, go on
+            log.error("pass failed (%s: %s); retrying in %.0f s", type(exc).__name__, exc, backoff)
+            log.debug("%s", traceback.format_exc())
+            helpdesk.mailbox.close()
+            helpdesk._prepared = False
+            stop.wait(backoff)
+            backoff = min(backoff * 2, 300)
+    helpdesk.close()

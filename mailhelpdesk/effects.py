@@ -1,0 +1,103 @@
+"""The only module that acts: labels, sends, and the records that make sends exactly-once."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections import defaultdict
+from datetime import datetime
+from typing import Callable, Iterable
+
+from .compose import compose
+from .config import Config
+from .errors import MailHelpdeskError
+from .mailbox.base import Mailbox
+from .model import Action, SendMail, SentRecord, SetLabels, State
+from .rules.threading import ref_key
+
+log = logging.getLogger("mailhelpdesk")
+
+
+def coalesce_labels(actions: Iterable[Action]) -> list[SetLabels]:
+    """One call per distinct label change: for each message the last decision wins."""
+    final: dict[str, tuple[frozenset[str], frozenset[str], str]] = {}
+    for action in actions:
+        if isinstance(action, SetLabels):
+            for ref in action.refs:
+                if ref in final:
+                    add, remove, ticket = final[ref]
+                    # a later decision overrides the earlier one on the labels it mentions
+                    add = (add - action.remove) | action.add
+                    remove = (remove - action.add) | action.remove
+                    final[ref] = (add, remove, action.ticket or ticket)
+                else:
+                    final[ref] = (action.add, action.remove, action.ticket)
+    groups: dict[tuple[frozenset[str], frozenset[str]], list[str]] = defaultdict(list)
+    tickets: dict[tuple[frozenset[str], frozenset[str]], str] = {}
+    for ref, (add, remove, ticket) in final.items():
+        groups[(add, remove)].append(ref)
+        tickets.setdefault((add, remove), ticket)
+    return [SetLabels(tuple(refs), add, remove, tickets[(add, remove)]) for (add, remove), refs in groups.items()]
+
+
+def describe(action: Action) -> str:
+    if isinstance(action, SetLabels):
+        what = ", ".join(sorted(action.add)) or "-"
+        return f"label {len(action.refs)} message(s){' of ' + action.ticket if action.ticket else ''}: {what}"
+    return f"send {action.kind} for {action.ticket or '-'} to {action.to}: {action.subject!r}"
+
+
+class Effects:
+    def __init__(self, config: Config, mailbox: Mailbox, checkpoint: Callable[[], None]):
+        self.config = config
+        self.mailbox = mailbox
+        self.checkpoint = checkpoint  # saves the state: called before each send (the intent record)
+
+    def apply(self, state: State, actions: list[Action], now: datetime) -> list[str]:
+        """Labels first (so no saved state claims labels that are not there), then sends, each exactly once."""
+        done = []
+        for action in coalesce_labels(actions):
+            self.mailbox.set_labels(action.refs, action.add, action.remove)
+            done.append(describe(action))
+        for action in actions:
+            if isinstance(action, SendMail):
+                try:
+                    if self._send(state, action, now):
+                        done.append(describe(action))
+                except MailHelpdeskError as exc:
+                    log.error("%s: %s (will retry next pass)", action.key, exc)
+        return done
+
+    def _send(self, state: State, mail: SendMail, now: datetime) -> bool:
+        record = state.sent.get(mail.message_id)
+        if record is not None and record.done:
+            return False
+        if record is not None and self.mailbox.already_sent(mail.message_id):
+            self._record_done(state, record, "")
+            return False
+        record = SentRecord(mail.key, mail.message_id, mail.to, mail.kind, mail.ticket, now)
+        state.sent[mail.message_id] = record
+        self.checkpoint()  # the intent is on disk before the mail leaves
+        ticket = state.tickets.get(mail.ticket)
+        labels = frozenset(ticket.labels_applied) if ticket else frozenset()
+        message = compose(mail, self.config, now)
+        ref = self.mailbox.send(message, labels, mail.thread_id)
+        self._record_done(state, record, ref)
+        if mail.kind == "acknowledgement":
+            state.sender_log.setdefault(mail.to, []).append(now)
+        log.info("sent %s for %s to %s", mail.kind, mail.ticket or "-", mail.to)
+        return True
+
+    def _record_done(self, state: State, record: SentRecord, ref: str) -> None:
+        record.done = True
+        ticket = state.tickets.get(record.ticket)
+        if ticket is None:
+            return
+        state.index[record.message_id] = ticket.key
+        if ref:
+            state.index[ref_key(ref)] = ticket.key
+            ticket = ticket.with_message(record.message_id, ref)
+            ticket = dataclasses.replace(ticket, unlabelled=tuple(r for r in ticket.unlabelled if r != ref))
+        else:
+            ticket = dataclasses.replace(ticket, message_ids=tuple(dict.fromkeys(ticket.message_ids + (record.message_id,))))
+        state.tickets[ticket.key] = ticket

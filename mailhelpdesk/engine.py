@@ -1,0 +1,393 @@
+"""The pure core: (state, event, config, now) -> Plan. No I/O, no clock: `now` is always passed in."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from datetime import datetime, timedelta
+from typing import Callable, Iterable
+
+from .config import Config, calendar
+from .labels import LabelScheme, scheme_for
+from .model import Ignored, Incoming, Plan, Priority, SendMail, SetLabels, State, Status, Ticket
+from .rules.assignment import choose_assignee
+from .rules.priority import priority_for
+from .rules.threading import Match, find_ticket, ref_key, thread_key
+from .templates import render
+
+IGNORED_PREFIX = "ignored:"
+
+
+class Engine:
+    """Decides what the helpdesk does. Built once per config; every method is pure."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.labels: LabelScheme = scheme_for(config)
+        self.calendar = calendar(config)
+        self.support = config.support_address
+        domain = self.support.rsplit("@", 1)[1]
+        self.id_domain = domain
+
+    # --- messages ------------------------------------------------------------------------
+
+    def on_message(self, state: State, incoming: Incoming, now: datetime) -> Plan:
+        """One message found in the mailbox; the rules below run in order, the first that answers wins."""
+        for rule in self.MESSAGE_RULES:
+            plan = rule(self, state, incoming, now)
+            if plan is not None:
+                return plan
+        raise AssertionError("the last message rule always answers")
+
+    def _known(self, state: State, incoming: Incoming, now: datetime) -> Plan | None:
+        """A message we already know (a re-delivery, or our own sent copy): only make sure it is labelled."""
+        message_id = incoming.facts.message_id
+        plan = Plan()
+        ticket = state.ticket_of(message_id)
+        if ticket is not None:
+            if incoming.ref not in ticket.refs:
+                ticket = plan.put(ticket.with_message(message_id, incoming.ref, thread_id=incoming.thread_id))
+                plan.index[ref_key(incoming.ref)] = ticket.key
+                self._index_thread(plan, ticket, incoming)
+                plan.notes.append(f"{ticket.key}: known message {message_id} found again at {incoming.ref}")
+            self._sync_labels(plan, ticket)
+            return plan
+        ignored = state.ignored.get(message_id)
+        if ignored is not None:
+            if incoming.ref != ignored.ref and incoming.folder_role == "inbox":
+                plan.index[ref_key(incoming.ref)] = IGNORED_PREFIX + message_id
+                plan.actions.append(SetLabels((incoming.ref,), frozenset({self.labels.ignored}), frozenset()))
+            return plan
+        return None
+
+    def _ours(self, state: State, incoming: Incoming, now: datetime) -> Plan | None:
+        """Mail the daemon sent itself (found in the sent folder): never an agent reply."""
+        facts = incoming.facts
+        if not (state.is_ours(facts.message_id) or (facts.ours and facts.sender == self.support)):
+            return None
+        plan = Plan()
+        record = state.sent.get(facts.message_id)
+        key = record.ticket if record else facts.ours
+        ticket = state.tickets.get(key)
+        if ticket is not None:
+            ticket = plan.put(ticket.with_message(facts.message_id, incoming.ref, thread_id=incoming.thread_id))
+            plan.index[facts.message_id] = ticket.key
+            plan.index[ref_key(incoming.ref)] = ticket.key
+            self._sync_labels(plan, ticket)
+        return plan
+
+    def _in_ticket(self, state: State, incoming: Incoming, now: datetime) -> Plan | None:
+        """A message of a conversation we know: an agent's reply, a customer's reply, or a robot's."""
+        match = find_ticket(state, incoming)
+        if match.ticket is None:
+            return None
+        facts, ticket, plan = incoming.facts, match.ticket, Plan()
+        if match.ticket.status == Status.CLOSED and not self._is_agent(incoming) and not facts.automatic:
+            return None  # a customer writing into a closed ticket starts a new one (linked below)
+        when = incoming.when or now
+        ticket = ticket.with_message(facts.message_id, incoming.ref, facts.sender, incoming.thread_id)
+        latest = ticket.updated_at is None or when >= ticket.updated_at
+        if self._is_agent(incoming):
+            ticket = self._agent_reply(ticket, incoming, when, latest)
+        elif facts.automatic:
+            bounced = any(state.is_ours(mid) or mid in ticket.message_ids for mid in facts.bounce_of)
+            ticket = ticket.log(when, "automatic mail attached", facts.automatic, bounced=ticket.bounced or bounced)
+        else:
+            ticket = self._customer_reply(ticket, incoming, when, latest)
+        plan.put(ticket)
+        plan.index[facts.message_id] = ticket.key
+        plan.index[ref_key(incoming.ref)] = ticket.key
+        self._index_thread(plan, ticket, incoming)
+        plan.notes.append(f"{ticket.key}: {facts.sender} ({match.how}) -> {ticket.status}")
+        self._sync_labels(plan, ticket)
+        return plan
+
+    def _agent_reply(self, ticket: Ticket, incoming: Incoming, when: datetime, latest: bool) -> Ticket:
+        changes: dict = {}
+        if ticket.first_response_at is None:
+            changes["first_response_at"] = when
+        if latest and ticket.status == Status.OPEN:
+            changes["status"] = Status.PENDING
+        if latest:
+            changes["updated_at"] = when
+        agent = self.config.agent_by_email(incoming.facts.sender)
+        who = agent.name if agent else incoming.facts.sender
+        return ticket.log(when, "agent replied", who, ack_wanted=False, **changes)
+
+    def _customer_reply(self, ticket: Ticket, incoming: Incoming, when: datetime, latest: bool) -> Ticket:
+        changes: dict = {}
+        if latest:
+            changes["updated_at"] = when
+            if ticket.status in (Status.PENDING, Status.RESOLVED):
+                changes["status"] = Status.OPEN
+                changes["resolved_at"] = None
+        priority, reason = priority_for(incoming.facts, self.config)
+        if priority.rank < ticket.priority.rank:
+            changes["priority"] = priority
+            ticket = ticket.log(when, "priority raised", f"{priority.value} ({reason})")
+        ticket = ticket.log(when, "customer replied", incoming.facts.sender, **changes)
+        if changes.get("status") == Status.OPEN:
+            ticket = dataclasses.replace(ticket, due_at=self._due(ticket, when))
+        return ticket
+
+    def _not_a_request(self, state: State, incoming: Incoming, now: datetime) -> Plan | None:
+        """Robots, lists, bounces, and our agents' unrelated outgoing mail: recorded, labelled, never answered."""
+        facts = incoming.facts
+        if self._is_agent(incoming):
+            reason, label = "outgoing mail that answers no ticket", False
+        elif facts.automatic:
+            reason, label = facts.automatic, True
+        elif facts.customer in (self.support, ""):
+            reason, label = "sent from the support address itself", True
+        else:
+            return None
+        plan = Plan()
+        plan.ignored[facts.message_id] = Ignored(
+            facts.message_id, incoming.ref, reason, facts.sender, facts.subject, incoming.when or now
+        )
+        if label:
+            plan.index[ref_key(incoming.ref)] = IGNORED_PREFIX + facts.message_id
+            plan.actions.append(SetLabels((incoming.ref,), frozenset({self.labels.ignored}), frozenset()))
+        plan.notes.append(f"ignored {facts.message_id} from {facts.sender or '?'}: {reason}")
+        return plan
+
+    def _new_ticket(self, state: State, incoming: Incoming, now: datetime) -> Plan:
+        """A customer's new request."""
+        facts = incoming.facts
+        plan = Plan()
+        when = min(incoming.when or now, now)
+        number = state.next_number
+        key = f"{self.config.helpdesk.ticket_prefix}-{number}"
+        priority, reason = priority_for(facts, self.config)
+        assignee, rr_index = choose_assignee(state, self.config, when)
+        fresh = now - when <= timedelta(hours=self.config.autoreply.max_age_hours)
+        ticket = Ticket(
+            key=key,
+            number=number,
+            customer=facts.customer,
+            customer_name=facts.sender_name if facts.customer == facts.sender else "",
+            subject=facts.title,
+            created_at=when,
+            updated_at=when,
+            priority=priority,
+            assignee=assignee,
+            ack_wanted=self.config.autoreply.enabled and fresh,
+        )
+        ticket = ticket.with_message(facts.message_id, incoming.ref, facts.sender, incoming.thread_id)
+        ticket = dataclasses.replace(ticket, participants=tuple(dict.fromkeys(ticket.participants + (facts.customer,))))
+        ticket = ticket.log(when, "created", f"priority {priority.value} ({reason})", due_at=self._due(ticket, when))
+        related = find_ticket(state, incoming)
+        earlier = related.related or (related.ticket.key if related.ticket else "")
+        if earlier:
+            ticket = ticket.log(when, "related", earlier, related=(earlier,))
+        if assignee:
+            ticket = ticket.log(when, "assigned", f"{assignee} ({self.config.assignment.strategy})")
+        plan.put(ticket)
+        plan.next_number = number + 1
+        plan.rr_index = rr_index
+        plan.index[facts.message_id] = key
+        plan.index[ref_key(incoming.ref)] = key
+        self._index_thread(plan, ticket, incoming)
+        plan.notes.append(f"{key}: new ticket from {facts.customer}: {facts.title!r} [{priority.value}]")
+        self._sync_labels(plan, ticket)
+        if assignee and self.config.assignment.notify and fresh:
+            plan.actions.append(self._assignment_notice(state, ticket, now))
+        return plan
+
+    MESSAGE_RULES: tuple[Callable[..., Plan | None], ...] = (
+        _known,
+        _ours,
+        _in_ticket,
+        _not_a_request,
+        _new_ticket,
+    )
+
+    # --- agents' label changes -------------------------------------------------------------
+
+    def on_labels(self, state: State, changes: Iterable[tuple[str, frozenset[str]]], now: datetime) -> Plan:
+        """Agents changed labels in their mail client: the ticket follows, then every message is relabelled."""
+        plan = Plan()
+        by_ticket: dict[str, list[tuple[str, frozenset[str]]]] = {}
+        for ref, labels in changes:
+            owner = state.index.get(ref_key(ref), "")
+            if owner.startswith(IGNORED_PREFIX):
+                promoted = self._promote_ignored(state, owner[len(IGNORED_PREFIX):], labels, now)
+                if promoted is not None:
+                    state = _preview(state, promoted)
+                    plan.extend(promoted)
+            elif owner in state.tickets:
+                by_ticket.setdefault(owner, []).append((ref, self.labels.ours(labels)))
+        for key, seen in by_ticket.items():
+            ticket = plan.tickets.get(key) or state.tickets[key]
+            changed = self._ticket_from_labels(ticket, seen, now)
+            if changed is not ticket:
+                plan.put(changed)
+                plan.notes.append(f"{key}: changed by an agent's labels -> {changed.status}, {changed.priority}, {changed.assignee}")
+            self._sync_labels(plan, changed)
+        return plan
+
+    def _ticket_from_labels(self, ticket: Ticket, seen: list[tuple[str, frozenset[str]]], now: datetime) -> Ticket:
+        applied = frozenset(ticket.labels_applied)
+        for ref, labels in seen:
+            if ref in ticket.unlabelled or labels == applied:
+                continue  # not labelled by us yet, or unchanged
+            reading = self.labels.read(labels)
+            new_status = [s for s in reading.statuses if s != ticket.status]
+            if new_status:
+                ticket = self._set_status(ticket, new_status[0], now, "label")
+            new_priority = [p for p in reading.priorities if p != ticket.priority]
+            if new_priority:
+                ticket = ticket.log(now, "priority set", f"{new_priority[0].value} (label)", priority=new_priority[0])
+            new_assignee = [a for a in reading.assignees if a != ticket.assignee]
+            if new_assignee:
+                ticket = ticket.log(now, "assigned", f"{new_assignee[0]} (label)", assignee=new_assignee[0])
+            elif ticket.assignee and self.labels.assignee(ticket.assignee) in applied and not reading.assignees:
+                ticket = ticket.log(now, "unassigned", f"{ticket.assignee} (label removed)", assignee=None)
+        return ticket
+
+    def _set_status(self, ticket: Ticket, status: Status, now: datetime, how: str) -> Ticket:
+        changes: dict = {"status": status, "updated_at": max(now, ticket.updated_at or now)}
+        if status == Status.RESOLVED:
+            changes["resolved_at"] = now
+        elif status == Status.CLOSED:
+            changes["closed_at"] = now
+        elif status == Status.OPEN:
+            changes.update(resolved_at=None, closed_at=None)
+        return ticket.log(now, "status", f"{ticket.status.value} -> {status.value} ({how})", **changes)
+
+    def _promote_ignored(self, state: State, message_id: str, labels: frozenset[str], now: datetime) -> Plan | None:
+        """An agent gave ignored mail a status label: it becomes a ticket (without an acknowledgement)."""
+        record = state.ignored.get(message_id)
+        reading = self.labels.read(labels)
+        if record is None or not reading.statuses:
+            return None
+        from .model import MessageFacts
+
+        facts = MessageFacts(message_id=message_id, subject=record.subject, title=record.subject, sender=record.sender)
+        incoming = Incoming(ref=record.ref, folder_role="inbox", facts=facts, received_at=record.at)
+        plan = self._new_ticket(state, incoming, now)
+        ticket = next(iter(plan.tickets.values()))
+        ticket = ticket.log(now, "created from ignored mail", record.reason, ack_wanted=False, status=reading.statuses[0])
+        plan.put(ticket)
+        plan.actions = [a for a in plan.actions if not isinstance(a, SendMail)]
+        plan.ignored[message_id] = dataclasses.replace(record, ticket=ticket.key)
+        plan.actions.append(SetLabels((record.ref,), frozenset(), frozenset({self.labels.ignored})))
+        self._sync_labels(plan, ticket)
+        return plan
+
+    # --- time and state based duties ------------------------------------------------------------
+
+    def on_tick(self, state: State, now: datetime) -> Plan:
+        """Duties that depend on time or on a whole batch: acknowledgements (after the batch, so a
+        backlog conversation an agent already answered is not acknowledged)."""
+        plan = Plan()
+        acks_to: dict[str, int] = {}
+        for ticket in state.tickets.values():
+            if not ticket.ack_wanted:
+                continue
+            if ticket.first_response_at is not None or ticket.status != Status.OPEN:
+                plan.put(dataclasses.replace(ticket, ack_wanted=False))
+                continue
+            customer = ticket.customer
+            window = now - timedelta(hours=self.config.autoreply.per_sender_hours)
+            recent = sum(1 for t in state.sender_log.get(customer, ()) if t > window) + acks_to.get(customer, 0)
+            if recent >= self.config.autoreply.max_per_sender:
+                plan.put(ticket.log(now, "acknowledgement skipped", "per-sender limit reached", ack_wanted=False))
+                plan.notes.append(f"{ticket.key}: no acknowledgement, {customer} reached the per-sender limit")
+                continue
+            acks_to[customer] = acks_to.get(customer, 0) + 1
+            plan.actions.append(self._acknowledgement(ticket, now))
+            plan.put(ticket.log(now, "acknowledged", customer, ack_wanted=False))
+        return plan
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def _is_agent(self, incoming: Incoming) -> bool:
+        sender = incoming.facts.sender
+        return incoming.folder_role == "sent" or sender == self.support or self.config.agent_by_email(sender) is not None
+
+    def _due(self, ticket: Ticket, since: datetime) -> datetime:
+        return self.calendar.due(since, self.config.first_response_target(ticket.priority))
+
+    def _index_thread(self, plan: Plan, ticket: Ticket, incoming: Incoming) -> None:
+        if incoming.thread_id:
+            plan.index[thread_key(incoming.thread_id)] = ticket.key
+
+    def _sync_labels(self, plan: Plan, ticket: Ticket) -> Ticket:
+        """Label the ticket's messages: all of them when its labels changed, else only new ones."""
+        desired = self.labels.for_ticket(ticket)
+        if desired != frozenset(ticket.labels_applied):
+            refs = ticket.refs
+        else:
+            refs = ticket.unlabelled
+        if refs:
+            plan.actions.append(SetLabels(tuple(refs), desired, self.labels.all() - desired, ticket.key))
+        if refs or ticket.unlabelled:
+            ticket = plan.put(dataclasses.replace(ticket, labels_applied=tuple(sorted(desired)), unlabelled=()))
+        return ticket
+
+    def message_id(self, key: str) -> str:
+        """Deterministic Message-ID for a send: a retry after a crash produces the same id."""
+        digest = hashlib.sha256(f"{key}|{self.support}".encode()).hexdigest()[:16]
+        return f"<mhd.{key.replace(':', '.')}.{digest}@{self.id_domain}>"
+
+    def context(self, ticket: Ticket, now: datetime) -> dict:
+        from .sla import describe_due
+
+        due_text = describe_due(ticket.due_at, now, self.config.helpdesk.tz, self.config.helpdesk.language) if ticket.due_at else ""
+        return {"ticket": ticket, "helpdesk": self.config.helpdesk, "due_text": due_text, "now": now}
+
+    def _render(self, name: str, context: dict):
+        h = self.config.helpdesk
+        return render(name, context, str(self.config.resolve(h.templates_dir)) if h.templates_dir else "", h.language)
+
+    def _acknowledgement(self, ticket: Ticket, now: datetime) -> SendMail:
+        key = f"ack:{ticket.key}"
+        first = ticket.message_ids[0]
+        rendered = self._render(self.config.autoreply.template, self.context(ticket, now))
+        return SendMail(
+            key=key,
+            kind="acknowledgement",
+            to=ticket.customer,
+            subject=rendered.subject,
+            body=rendered.text,
+            html=rendered.html,
+            message_id=self.message_id(key),
+            ticket=ticket.key,
+            in_reply_to=first,
+            references=(first,),
+            auto_submitted="auto-replied",
+            thread_id=ticket.thread_ids[0] if ticket.thread_ids else "",
+        )
+
+    def _assignment_notice(self, state: State, ticket: Ticket, now: datetime) -> SendMail:
+        agent = self.config.agent_by_name(ticket.assignee or "")
+        assert agent is not None
+        earlier = sorted(
+            (t for t in state.tickets.values() if t.customer == ticket.customer and t.key != ticket.key),
+            key=lambda t: t.created_at,
+            reverse=True,
+        )[:10]
+        key = f"assigned:{ticket.key}:{agent.name}"
+        rendered = self._render("assigned", dict(self.context(ticket, now), agent=agent, earlier=earlier))
+        return SendMail(
+            key=key,
+            kind="assignment",
+            to=agent.email,
+            subject=rendered.subject,
+            body=rendered.text,
+            html=rendered.html,
+            message_id=self.message_id(key),
+            ticket=ticket.key,
+            auto_submitted="auto-generated",
+        )
+
+
+def _preview(state: State, plan: Plan) -> State:
+    """A shallow copy of state with a plan merged, so later decisions in one event see earlier ones."""
+    copy = dataclasses.replace(state, tickets=dict(state.tickets), index=dict(state.index), ignored=dict(state.ignored))
+    copy.merge(plan)
+    return copy
+
+
+__all__ = ["Engine", "Priority"]

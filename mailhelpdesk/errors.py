@@ -1,0 +1,41 @@
+"""One exception tree: every error we raise on purpose carries a message a founder can act on."""
+
+
+class MailHelpdeskError(Exception):
+    """Base of every error mailhelpdesk raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(MailHelpdeskError):
+    """The config file is missing, unreadable or invalid."""
+
+    exit_code = 2
+
+
+class StoreError(MailHelpdeskError):
+    """The state file cannot be read or written."""
+
+
+class MailboxError(MailHelpdeskError):
+    """The mailbox cannot be reached or refused what we asked."""
+
+
+class AuthError(MailboxError):
+    """Login or token problem: the message says what to run or fix."""
+
+
+class CapabilityError(MailboxError):
+    """The server lacks something we need."""
+
+
+class SendError(MailHelpdeskError):
+    """Mail could not be sent."""
+
+
+class ParseError(MailHelpdeskError):
+    """A message could not be understood; it is quarantined, never dropped."""
+
+
+class LockError(MailHelpdeskError):
+    """Another mailhelpdesk instance already works on this state file."""

@@ -1,0 +1,298 @@
+"""IMAP adapter (IMAPClient): UID checkpoints, CONDSTORE for agents' label changes, IDLE, keywords or
+Gmail labels. Never sets \\Seen (BODY.PEEK, read-only selects), never deletes or moves."""
+
+from __future__ import annotations
+
+import re
+import socket
+import ssl
+import time
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from typing import Any, Iterable, Iterator
+
+import imapclient
+from imapclient.exceptions import IMAPClientError, LoginError
+
+from ..config import Config
+from ..errors import AuthError, CapabilityError, MailboxError
+from ..smtp import SmtpSender
+from .base import Changes, RawMessage
+
+FETCH_CHUNK = 100
+ATOM_SPECIALS = re.compile(r"[^\x21-\x7e]|[(){%*\"\\\]]")
+
+
+def keyword(label: str) -> str:
+    """An IMAP keyword for a label: keywords are atoms, so spaces and specials become '_'."""
+    return ATOM_SPECIALS.sub("_", label)
+
+
+def make_ref(folder: str, uidvalidity: int, uid: int) -> str:
+    return f"{folder}:{uidvalidity}:{uid}"
+
+
+def split_ref(ref: str) -> tuple[str, int, int]:
+    folder, validity, uid = ref.rsplit(":", 2)
+    return folder, int(validity), int(uid)
+
+
+class ImapMailbox:
+    kind = "imap"
+
+    def __init__(self, config: Config, sender: SmtpSender | None = None):
+        self.config = config
+        self.imap = config.imap
+        self.root = config.helpdesk.label_root
+        self.client: imapclient.IMAPClient | None = None
+        self.capabilities: frozenset[bytes] = frozenset()
+        self.sent_folder = self.imap.sent_folder
+        self.sender = sender or SmtpSender(config.smtp)
+        self.names: dict[str, str] = {}  # keyword -> label name, for labels whose keyword differs
+
+    # --- connection ---------------------------------------------------------------------------
+
+    def connect(self) -> None:
+        c = self.imap
+        where = f"{c.host}:{c.effective_port}"
+        try:
+            context = ssl.create_default_context()
+            client = imapclient.IMAPClient(
+                c.host, port=c.effective_port, ssl=c.security == "ssl", ssl_context=context, timeout=c.timeout
+            )
+            if c.security == "starttls":
+                if b"STARTTLS" not in client.capabilities():
+                    client.shutdown()
+                    raise CapabilityError(
+                        f"IMAP server {where} does not offer STARTTLS; refusing to log in in plaintext "
+                        '(set [imap] security = "none" only for a server on a trusted network)'
+                    )
+                client.starttls(context)
+            client.login(c.username, c.password)
+        except LoginError as exc:
+            raise AuthError(f"IMAP login failed for {c.username} at {where}: {_text(exc)}") from None
+        except ssl.SSLError as exc:
+            raise MailboxError(f"TLS with IMAP server {where} failed: {exc.reason or exc}") from None
+        except (OSError, socket.error, IMAPClientError) as exc:
+            raise MailboxError(f"cannot reach IMAP server {where}: {exc}") from None
+        self.client = client
+        self.capabilities = frozenset(client.capabilities())
+        if self.condstore and b"ENABLE" in self.capabilities:
+            client.enable("CONDSTORE")
+        if not self.sent_folder:
+            self.sent_folder = client.find_special_folder(imapclient.SENT) or ""
+        if self.sent_folder and not client.folder_exists(self.sent_folder):
+            raise MailboxError(f"[imap] sent_folder {self.sent_folder!r} does not exist on {where}")
+
+    @property
+    def gmail(self) -> bool:
+        return b"X-GM-EXT-1" in self.capabilities
+
+    @property
+    def condstore(self) -> bool:
+        return b"CONDSTORE" in self.capabilities
+
+    @property
+    def save_sent(self) -> bool:
+        if self.imap.save_sent == "auto":
+            return not self.gmail  # Gmail keeps a copy of everything sent through its SMTP
+        return self.imap.save_sent == "yes"
+
+    def _client(self) -> imapclient.IMAPClient:
+        if self.client is None:
+            self.connect()
+        assert self.client is not None
+        return self.client
+
+    def close(self) -> None:
+        if self.client is not None:
+            try:
+                self.client.logout()
+            except (IMAPClientError, OSError):
+                pass
+            self.client = None
+
+    def describe(self) -> list[str]:
+        client = self._client()
+        caps = sorted(c.decode() for c in self.capabilities)
+        lines = [f"IMAP {self.imap.host}:{self.imap.effective_port} ({self.imap.security}) as {self.imap.username}"]
+        lines.append("capabilities: " + " ".join(caps))
+        lines.append(f"watching {self.imap.folder!r} and sent folder {self.sent_folder or '(none found)'!r}")
+        lines.append("new mail: " + ("IDLE (seconds)" if self._idle else f"polling every {self.config.mailbox.poll_interval} s"))
+        lines.append("agents' label changes: " + ("CONDSTORE (cheap)" if self.condstore else "full flag scan each pass"))
+        if self.gmail:
+            lines.append("labels: Gmail labels over IMAP (X-GM-LABELS)")
+        else:
+            info = client.select_folder(self.imap.folder, readonly=True)
+            permanent = info.get(b"PERMANENTFLAGS", ())
+            if b"\\*" not in permanent:
+                raise CapabilityError(
+                    f"the server does not allow new IMAP keywords in {self.imap.folder!r} (PERMANENTFLAGS lacks \\*), "
+                    "so labels cannot be stored"
+                )
+            lines.append(f"labels: IMAP keywords such as {keyword(self.root + '/Status/Open')} (mail clients show them as tags)")
+        lines.append("sent copies: " + ("appended to the sent folder" if self.save_sent else "kept by the server"))
+        return lines
+
+    def prepare(self, labels: Iterable[str]) -> list[str]:
+        self.names = {keyword(label): label for label in labels}
+        if self.gmail:
+            client = self._client()
+            existing = {name for _, _, name in client.list_folders()}
+            created = []
+            for label in sorted(labels):
+                if label not in existing:
+                    client.create_folder(label)
+                    created.append(label)
+            return [f"created Gmail label {name}" for name in created]
+        return []
+
+    @property
+    def _idle(self) -> bool:
+        return self.imap.idle and b"IDLE" in self.capabilities
+
+    # --- reading --------------------------------------------------------------------------------
+
+    def _folders(self) -> list[tuple[str, str]]:
+        folders = [(self.imap.folder, "inbox")]
+        if self.sent_folder and self.sent_folder != self.imap.folder:
+            folders.append((self.sent_folder, "sent"))
+        return folders
+
+    def _labels(self, data: dict[bytes, Any]) -> frozenset[str]:
+        if self.gmail:
+            raw = data.get(b"X-GM-LABELS", ())
+        else:
+            raw = data.get(b"FLAGS", ())
+        labels = set()
+        for item in raw:
+            text = item.decode("utf-8", "replace") if isinstance(item, bytes) else str(item)
+            if text.startswith(keyword(self.root) + "/") or text.startswith(self.root + "/"):
+                labels.add(self.names.get(text, text))
+        return frozenset(labels)
+
+    def changes(self, cursor: dict[str, Any], since: datetime) -> Changes:
+        client = self._client()
+        new_cursor: dict[str, Any] = {}
+        label_changes: list[tuple[str, frozenset[str]]] = []
+        todo: list[tuple[str, str, int, list[int]]] = []
+        flag_items = [b"X-GM-LABELS"] if self.gmail else [b"FLAGS"]
+        for folder, role in self._folders():
+            info = client.select_folder(folder, readonly=True)
+            validity = int(info[b"UIDVALIDITY"])
+            uidnext = int(info.get(b"UIDNEXT", 0))
+            modseq = int(info.get(b"HIGHESTMODSEQ", 0) or 0)
+            old = cursor.get(folder)
+            if not old or old.get("uidvalidity") != validity:
+                uids = client.search(["SINCE", since.date()]) if info.get(b"EXISTS") else []
+            else:
+                start = int(old["uidnext"])
+                uids = [u for u in client.search(["UID", f"{start}:*"]) if u >= start] if uidnext > start else []
+                if self.condstore and modseq and old.get("modseq") and modseq != old["modseq"]:
+                    changed = client.fetch("1:*", flag_items, modifiers=[f"CHANGEDSINCE {old['modseq']}"])
+                elif not self.condstore and info.get(b"EXISTS"):
+                    changed = client.fetch("1:*", flag_items)
+                else:
+                    changed = {}
+                fresh = set(uids)
+                label_changes += [
+                    (make_ref(folder, validity, uid), self._labels(data))
+                    for uid, data in changed.items()
+                    if uid not in fresh
+                ]
+            top = max(uids, default=0)
+            new_cursor[folder] = {"uidvalidity": validity, "uidnext": max(uidnext, top + 1), "modseq": modseq}
+            todo.append((folder, role, validity, sorted(uids)))
+        return Changes(self._fetch(todo), label_changes, new_cursor)
+
+    def _fetch(self, todo: list[tuple[str, str, int, list[int]]]) -> Iterator[RawMessage]:
+        client = self._client()
+        items = [b"BODY.PEEK[]", b"INTERNALDATE", b"FLAGS"]
+        if self.gmail:
+            items += [b"X-GM-LABELS", b"X-GM-THRID"]
+        for folder, role, validity, uids in todo:
+            if not uids:
+                continue
+            client.select_folder(folder, readonly=True)
+            for start in range(0, len(uids), FETCH_CHUNK):
+                chunk = uids[start : start + FETCH_CHUNK]
+                for uid, data in sorted(client.fetch(chunk, items).items()):
+                    raw = data.get(b"BODY[]")
+                    if raw is None:
+                        continue  # expunged meanwhile
+                    received = data.get(b"INTERNALDATE")
+                    if isinstance(received, datetime):
+                        received = received.astimezone(UTC) if received.tzinfo else received.replace(tzinfo=UTC)
+                    thread = data.get(b"X-GM-THRID")
+                    yield RawMessage(
+                        make_ref(folder, validity, uid),
+                        role,
+                        raw,
+                        self._labels(data),
+                        received,
+                        format(thread, "x") if isinstance(thread, int) else "",
+                    )
+
+    # --- writing --------------------------------------------------------------------------------
+
+    def set_labels(self, refs: Iterable[str], add: frozenset[str], remove: frozenset[str]) -> None:
+        client = self._client()
+        by_folder: dict[tuple[str, int], list[int]] = {}
+        for ref in refs:
+            folder, validity, uid = split_ref(ref)
+            by_folder.setdefault((folder, validity), []).append(uid)
+        for (folder, validity), uids in by_folder.items():
+            info = client.select_folder(folder)
+            if int(info[b"UIDVALIDITY"]) != validity:
+                continue  # the folder was recreated; a resync will label its messages anew
+            if self.gmail:
+                if remove:
+                    client.remove_gmail_labels(uids, sorted(remove), silent=True)
+                if add:
+                    client.add_gmail_labels(uids, sorted(add), silent=True)
+                continue
+            known = {f.decode("utf-8", "replace") if isinstance(f, bytes) else f for f in info.get(b"FLAGS", ())}
+            drop = sorted(k for k in map(keyword, remove) if k in known)
+            if drop:
+                client.remove_flags(uids, drop, silent=True)
+            if add:
+                client.add_flags(uids, sorted(map(keyword, add)), silent=True)
+
+    def send(self, message: EmailMessage, labels: frozenset[str], thread_id: str = "") -> str:
+        self.sender.send(message)
+        if not (self.save_sent and self.sent_folder):
+            return ""
+        client = self._client()
+        flags = [] if self.gmail else sorted(map(keyword, labels))
+        response = client.append(self.sent_folder, bytes(message), flags=[b"\\Seen", *flags], msg_time=datetime.now(UTC))
+        found = re.search(rb"APPENDUID (\d+) (\d+)", response or b"")
+        if not found:
+            return ""
+        ref = make_ref(self.sent_folder, int(found.group(1)), int(found.group(2)))
+        if self.gmail and labels:
+            self.set_labels([ref], labels, frozenset())
+        return ref
+
+    def already_sent(self, message_id: str) -> bool:
+        if not self.sent_folder:
+            return False
+        client = self._client()
+        client.select_folder(self.sent_folder, readonly=True)
+        return bool(client.search(["HEADER", "Message-ID", message_id]))
+
+    def wait(self, timeout: float) -> None:
+        if not self._idle:
+            time.sleep(timeout)
+            return
+        client = self._client()
+        client.select_folder(self.imap.folder, readonly=True)
+        client.idle()
+        try:
+            client.idle_check(timeout=min(timeout, 25 * 60))
+        finally:
+            client.idle_done()
+
+
+def _text(exc: Exception) -> str:
+    text = str(exc)
+    return text.decode("utf-8", "replace") if isinstance(text, bytes) else text

@@ -1,0 +1,257 @@
+"""The helpdesk's data: tickets, message facts, actions. Plain values, no I/O."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    OPEN = "open"
+    PENDING = "pending"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+class Priority(StrEnum):
+    URGENT = "urgent"
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+    @property
+    def rank(self) -> int:
+        """0 is most urgent; used to sort work queues."""
+        return list(Priority).index(self)
+
+
+@dataclass(frozen=True)
+class MessageFacts:
+    """What the engine needs to know about one message, parsed once from its bytes."""
+
+    message_id: str
+    subject: str
+    title: str
+    sender: str
+    sender_name: str = ""
+    reply_to: str = ""
+    to: tuple[str, ...] = ()
+    cc: tuple[str, ...] = ()
+    in_reply_to: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    date: datetime | None = None
+    ticket_tag: str = ""
+    automatic: str = ""
+    bounce_of: tuple[str, ...] = ()
+    importance: Priority | None = None
+    body: str = ""
+    ours: str = ""
+    has_attachments: bool = False
+    defects: tuple[str, ...] = ()
+
+    @property
+    def customer(self) -> str:
+        """The address to answer: Reply-To when a form or a relay sent the mail, else From."""
+        return self.reply_to or self.sender
+
+    @property
+    def thread_keys(self) -> tuple[str, ...]:
+        """Message-IDs this message answers, nearest first."""
+        return tuple(dict.fromkeys(self.in_reply_to + tuple(reversed(self.references))))
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A message as an adapter found it: where it is, what labels it has, and its facts."""
+
+    ref: str
+    folder_role: str  # "inbox" or "sent"
+    facts: MessageFacts
+    labels: frozenset[str] = frozenset()
+    received_at: datetime | None = None
+    thread_id: str = ""
+
+    @property
+    def when(self) -> datetime:
+        """When it happened: the Date header unless it is missing or later than the server's arrival time."""
+        date, received = self.facts.date, self.received_at
+        if date is None or (received is not None and date > received):
+            return received or date  # type: ignore[return-value]
+        return date
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    at: datetime
+    what: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Ticket:
+    key: str
+    number: int
+    customer: str
+    subject: str
+    created_at: datetime
+    customer_name: str = ""
+    status: Status = Status.OPEN
+    priority: Priority = Priority.NORMAL
+    assignee: str | None = None
+    updated_at: datetime | None = None
+    first_response_at: datetime | None = None
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+    due_at: datetime | None = None
+    ack_wanted: bool = False
+    escalations: tuple[str, ...] = ()
+    rating: str | None = None
+    message_ids: tuple[str, ...] = ()
+    refs: tuple[str, ...] = ()
+    unlabelled: tuple[str, ...] = ()
+    labels_applied: tuple[str, ...] = ()
+    participants: tuple[str, ...] = ()
+    thread_ids: tuple[str, ...] = ()
+    related: tuple[str, ...] = ()
+    bounced: bool = False
+    history: tuple[HistoryEntry, ...] = ()
+
+    def log(self, at: datetime, what: str, detail: str = "", **changes: Any) -> Ticket:
+        """A copy with `changes` applied and one more history entry."""
+        entry = HistoryEntry(at, what, detail)
+        return dataclasses.replace(self, history=self.history + (entry,), **changes)
+
+    def with_message(self, message_id: str, ref: str, participant: str = "", thread_id: str = "") -> Ticket:
+        """A copy that knows one more message of the conversation (not yet labelled)."""
+        return dataclasses.replace(
+            self,
+            message_ids=_add(self.message_ids, message_id),
+            refs=_add(self.refs, ref),
+            unlabelled=_add(self.unlabelled, ref),
+            participants=_add(self.participants, participant),
+            thread_ids=_add(self.thread_ids, thread_id),
+        )
+
+
+def _add(items: tuple[str, ...], item: str) -> tuple[str, ...]:
+    return items if not item or item in items else items + (item,)
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """Mail that opened no ticket, and why; an agent can still turn it into one."""
+
+    message_id: str
+    ref: str
+    reason: str
+    sender: str
+    subject: str
+    at: datetime
+    ticket: str | None = None
+
+
+# --- actions: what the engine asks the effects module to do -------------------------------
+
+
+@dataclass(frozen=True)
+class SetLabels:
+    """Make these messages carry `add` and none of `remove` (label names, not provider ids)."""
+
+    refs: tuple[str, ...]
+    add: frozenset[str]
+    remove: frozenset[str]
+    ticket: str = ""
+
+
+@dataclass(frozen=True)
+class SendMail:
+    """One message to send; `key` makes it idempotent (never sent twice)."""
+
+    key: str
+    kind: str
+    to: str
+    subject: str
+    body: str
+    message_id: str
+    ticket: str = ""
+    html: str | None = None
+    in_reply_to: str = ""
+    references: tuple[str, ...] = ()
+    auto_submitted: str = "auto-replied"
+    thread_id: str = ""
+
+
+Action = SetLabels | SendMail
+
+
+@dataclass
+class Plan:
+    """A decision: state changes to merge, and actions to carry out."""
+
+    tickets: dict[str, Ticket] = field(default_factory=dict)
+    index: dict[str, str] = field(default_factory=dict)
+    ignored: dict[str, Ignored] = field(default_factory=dict)
+    actions: list[Action] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    next_number: int | None = None
+    rr_index: int | None = None
+
+    def put(self, ticket: Ticket) -> Ticket:
+        self.tickets[ticket.key] = ticket
+        return ticket
+
+    def extend(self, other: Plan) -> Plan:
+        self.tickets.update(other.tickets)
+        self.index.update(other.index)
+        self.ignored.update(other.ignored)
+        self.actions += other.actions
+        self.notes += other.notes
+        self.next_number = other.next_number if other.next_number is not None else self.next_number
+        self.rr_index = other.rr_index if other.rr_index is not None else self.rr_index
+        return self
+
+
+@dataclass
+class SentRecord:
+    key: str
+    message_id: str
+    to: str
+    kind: str
+    ticket: str
+    at: datetime
+    done: bool = False
+
+
+@dataclass
+class State:
+    """Everything the daemon remembers between passes; small, and rebuildable from the mailbox."""
+
+    tickets: dict[str, Ticket] = field(default_factory=dict)
+    index: dict[str, str] = field(default_factory=dict)
+    ignored: dict[str, Ignored] = field(default_factory=dict)
+    sent: dict[str, SentRecord] = field(default_factory=dict)  # by Message-ID, derived from the key
+    sender_log: dict[str, list[datetime]] = field(default_factory=dict)
+    cursors: dict[str, Any] = field(default_factory=dict)
+    quarantine: dict[str, str] = field(default_factory=dict)
+    next_number: int = 1
+    rr_index: int = 0
+
+    def merge(self, plan: Plan) -> None:
+        """Take a plan's state changes (the actions are carried out elsewhere)."""
+        self.tickets.update(plan.tickets)
+        self.index.update(plan.index)
+        self.ignored.update(plan.ignored)
+        if plan.next_number is not None:
+            self.next_number = plan.next_number
+        if plan.rr_index is not None:
+            self.rr_index = plan.rr_index
+
+    def ticket_of(self, message_id: str) -> Ticket | None:
+        key = self.index.get(message_id)
+        return self.tickets.get(key) if key else None
+
+    def is_ours(self, message_id: str) -> bool:
+        return message_id in self.sent
