@@ -74,6 +74,13 @@ class Helpdesk:
                 continue
             incoming.append(Incoming(raw.ref, raw.folder_role, facts, raw.labels, raw.received_at, raw.thread_id))
         incoming.sort(key=lambda m: (m.when or now, m.ref))
+        # label changes first: they were read before this pass decided anything, so they compare
+        # against the labels as the previous pass left them
+        report.label_changes = len(changes.label_changes)
+        plan = self.engine.on_labels(state, changes.label_changes, now)
+        state.merge(plan)
+        actions += plan.actions
+        report.notes += plan.notes
         for message in incoming:
             try:
                 plan = self.engine.on_message(state, message, now)
@@ -84,11 +91,10 @@ class Helpdesk:
             state.merge(plan)
             actions += plan.actions
             report.notes += plan.notes
-        report.label_changes = len(changes.label_changes)
-        for plan in (self.engine.on_labels(state, changes.label_changes, now), self.engine.on_tick(state, now)):
-            state.merge(plan)
-            actions += plan.actions
-            report.notes += plan.notes
+        plan = self.engine.on_tick(state, now)
+        state.merge(plan)
+        actions += plan.actions
+        report.notes += plan.notes
         report.planned = [describe(a) for a in [*coalesce_labels(actions), *(a for a in actions if isinstance(a, SendMail))]]
         if dry_run:
             self.state = self.store.load()  # forget what this pass decided

@@ -101,7 +101,9 @@ def _parse_clock(value: str, text: str, *, is_end: bool) -> tuple[time, int]:
     if is_end and (hour, minute) in ((24, 0), (0, 0)):
         return _MIDNIGHT, 24 * 60
     if hour > 23 or minute > 59:
-        raise ValueError(f"invalid business hours {text!r}: {value!r} is not a time of day (00:00-23:59, or 24:00 as an end)")
+        raise ValueError(
+            f"invalid business hours {text!r}: {value!r} is not a time of day (00:00-23:59, or 24:00 as an end)"
+        )
     return time(hour, minute), hour * 60 + minute
 
 
@@ -274,13 +276,10 @@ class BusinessCalendar:
             raise ValueError(
                 f"unknown time zone {timezone!r}: use an IANA name such as 'Europe/Berlin' or 'America/New_York'"
             ) from None
-        country = subdivision = None
-        if holidays_country is not None and holidays_country.strip():
-            country, subdivision = _resolve_country(holidays_country, holidays_subdivision)
-        elif holidays_subdivision:
-            raise ValueError(f"holidays subdivision {holidays_subdivision!r} needs a holidays country")
         extra = frozenset(_parse_extra_date(value) for value in holidays_extra)
-        return cls(tz, parse_business_hours(business_hours), extra, country, subdivision)
+        country = holidays_country if holidays_country and holidays_country.strip() else None
+        subdivision = holidays_subdivision if holidays_subdivision and holidays_subdivision.strip() else None
+        return cls(tz, parse_business_hours(business_hours), extra, country, subdivision)  # checks the country
 
     # -- days
 

@@ -49,6 +49,7 @@ class ImapMailbox:
         self.sent_folder = self.imap.sent_folder
         self.sender = sender or SmtpSender(config.smtp)
         self.names: dict[str, str] = {}  # keyword -> label name, for labels whose keyword differs
+        self.appended: set[str] = set()  # refs of our own sent copies: known already, not fetched again
 
     # --- connection ---------------------------------------------------------------------------
 
@@ -188,19 +189,18 @@ class ImapMailbox:
             else:
                 start = int(old["uidnext"])
                 uids = [u for u in client.search(["UID", f"{start}:*"]) if u >= start] if uidnext > start else []
-                if self.condstore and modseq and old.get("modseq") and modseq != old["modseq"]:
-                    changed = client.fetch("1:*", flag_items, modifiers=[f"CHANGEDSINCE {old['modseq']}"])
-                elif not self.condstore and info.get(b"EXISTS"):
-                    changed = client.fetch("1:*", flag_items)
-                else:
-                    changed = {}
                 fresh = set(uids)
-                label_changes += [
-                    (make_ref(folder, validity, uid), self._labels(data))
-                    for uid, data in changed.items()
-                    if uid not in fresh
-                ]
+                if self.condstore and modseq and old.get("modseq") and modseq != old["modseq"]:
+                    touched = client.search(["MODSEQ", str(int(old["modseq"]) + 1)])
+                elif not self.condstore and info.get(b"EXISTS"):
+                    touched = client.search(["ALL"])  # no CONDSTORE: look at every message's flags
+                else:
+                    touched = []
+                touched = [uid for uid in touched if uid not in fresh]
+                changed = client.fetch(touched, flag_items) if touched else {}
+                label_changes += [(make_ref(folder, validity, uid), self._labels(data)) for uid, data in changed.items()]
             top = max(uids, default=0)
+            uids = [uid for uid in uids if make_ref(folder, validity, uid) not in self.appended]
             new_cursor[folder] = {"uidvalidity": validity, "uidnext": max(uidnext, top + 1), "modseq": modseq}
             todo.append((folder, role, validity, sorted(uids)))
         return Changes(self._fetch(todo), label_changes, new_cursor)
@@ -269,6 +269,7 @@ class ImapMailbox:
         if not found:
             return ""
         ref = make_ref(self.sent_folder, int(found.group(1)), int(found.group(2)))
+        self.appended.add(ref)
         if self.gmail and labels:
             self.set_labels([ref], labels, frozenset())
         return ref
