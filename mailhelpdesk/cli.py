@@ -85,6 +85,18 @@ def init(config_path: Path, force: bool) -> None:
 
 @main.command()
 @CONFIG_OPTION
+@click.option("--no-browser", is_flag=True, help="Print the URL instead of opening a browser (headless servers).")
+@friendly
+def auth(config_path: Path, no_browser: bool) -> None:
+    """Authorise access to a Gmail mailbox (OAuth, scope gmail.modify); writes the token file (mode 0600)."""
+    from .config import load_config
+    from .mailbox.gmail import authorize
+
+    authorize(load_config(config_path), open_browser=not no_browser, echo=click.echo)
+
+
+@main.command()
+@CONFIG_OPTION
 @friendly
 def check(config_path: Path) -> None:
     """Validate the config, log in, say what the server supports, create labels."""

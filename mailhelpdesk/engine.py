@@ -345,11 +345,12 @@ class Engine:
         key = f"ack:{ticket.key}"
         first = ticket.message_ids[0]
         rendered = self._render(self.config.autoreply.template, self.context(ticket, now))
+        thread_id = ticket.thread_ids[0] if ticket.thread_ids else ""
         return SendMail(
             key=key,
             kind="acknowledgement",
             to=ticket.customer,
-            subject=rendered.subject,
+            subject=self._thread_subject(rendered.subject, ticket, thread_id),
             body=rendered.text,
             html=rendered.html,
             message_id=self.message_id(key),
@@ -357,8 +358,15 @@ class Engine:
             in_reply_to=first,
             references=(first,),
             auto_submitted="auto-replied",
-            thread_id=ticket.thread_ids[0] if ticket.thread_ids else "",
+            thread_id=thread_id,
         )
+
+    def _thread_subject(self, subject: str, ticket: Ticket, thread_id: str) -> str:
+        """Gmail files a reply into a thread only when its subject matches the thread's ("Re: " aside),
+        so there the key stays in the body and our X-Mailhelpdesk-Ticket header, not in the subject."""
+        if thread_id and self.config.mailbox.backend == "gmail":
+            return f"Re: {ticket.subject}"
+        return subject
 
     def _assignment_notice(self, state: State, ticket: Ticket, now: datetime) -> SendMail:
         agent = self.config.agent_by_name(ticket.assignee or "")

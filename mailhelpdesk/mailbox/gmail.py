@@ -1,0 +1,402 @@
+"""Gmail API adapter: history-based sync (one history.list call when idle), batched gets and label changes,
+real Gmail labels with palette colours, replies sent into the ticket's thread."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from ..config import Config
+from ..errors import AuthError, MailboxError
+from .base import Changes, RawMessage
+
+log = logging.getLogger("mailhelpdesk")
+
+SCOPES = ["https://www.googleapis.com/auth/gmail.modify"]
+BATCH_SIZE = 50  # Google: at most 100 calls per batch, more than 50 not recommended
+SKIP_LABELS = {"DRAFT", "SPAM", "TRASH"}
+# colours from Gmail's fixed palette (LabelColor in the discovery document): text, background
+COLOURS = {
+    "Status/Open": ("#ffffff", "#fb4c2f"),
+    "Status/Pending": ("#000000", "#ffad47"),
+    "Status/Resolved": ("#ffffff", "#16a766"),
+    "Status/Closed": ("#ffffff", "#666666"),
+    "Priority/Urgent": ("#ffffff", "#cc3a21"),
+    "Priority/High": ("#000000", "#fad165"),
+    "Priority/Normal": ("#000000", "#c9daf8"),
+    "Priority/Low": ("#000000", "#e7e7e7"),
+    "Overdue": ("#ffffff", "#ac2b16"),
+    "Ignored": ("#000000", "#cccccc"),
+    "Quarantine": ("#ffffff", "#822111"),
+}
+
+
+def save_token(path: Path, credentials: Any) -> None:
+    """Write the OAuth token with mode 0600 from the start (never readable by others, not even briefly)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(credentials.to_json())
+    os.replace(tmp, path)
+    os.chmod(path, 0o600)
+
+
+def authorize(config: Config, open_browser: bool = True, echo: Callable[[str], None] = print) -> Path:
+    """`mailhelpdesk auth`: the installed-app OAuth flow, asking only for gmail.modify."""
+    from google_auth_oauthlib.flow import InstalledAppFlow
+
+    client_file = config.resolve(config.gmail.credentials_file)
+    if not client_file.exists():
+        raise AuthError(
+            f"OAuth client file {client_file} not found: in Google Cloud Console create an OAuth client of type "
+            "'Desktop app', download its JSON there (or set [gmail] credentials_file)"
+        )
+    flow = InstalledAppFlow.from_client_secrets_file(str(client_file), SCOPES)
+    credentials = flow.run_local_server(
+        port=0,
+        open_browser=open_browser,
+        authorization_prompt_message="Open this URL in a browser to authorise mailhelpdesk:\n{url}",
+        success_message="mailhelpdesk is authorised; you can close this window.",
+    )
+    token = config.resolve(config.gmail.token_file)
+    save_token(token, credentials)
+    echo(f"token saved to {token} (mode 0600)")
+    return token
+
+
+class GmailMailbox:
+    kind = "gmail"
+
+    def __init__(self, config: Config, credentials: Any = None):
+        self.config = config
+        self.gmail = config.gmail
+        self.root = config.helpdesk.label_root
+        self._credentials = credentials
+        self.service: Any = None
+        self.label_ids: dict[str, str] = {}  # label name -> id
+        self.label_names: dict[str, str] = {}  # id -> name
+        self.own_sent: set[str] = set()
+        self.email = ""
+
+    # --- connection -------------------------------------------------------------------------------
+
+    def _load_credentials(self) -> Any:
+        if self._credentials is not None:
+            return self._credentials
+        g = self.gmail
+        if g.service_account_file:
+            from google.oauth2 import service_account
+
+            path = self.config.resolve(g.service_account_file)
+            if not g.delegated_user:
+                raise AuthError("[gmail] delegated_user is required with service_account_file (the mailbox to act as)")
+            try:
+                creds = service_account.Credentials.from_service_account_file(str(path), scopes=SCOPES)
+            except (OSError, ValueError) as exc:
+                raise AuthError(f"[gmail] service_account_file {path}: {exc}") from None
+            return creds.with_subject(g.delegated_user)
+        from google.auth.exceptions import RefreshError
+        from google.auth.transport.requests import Request
+        from google.oauth2.credentials import Credentials
+
+        token = self.config.resolve(g.token_file)
+        if not token.exists():
+            raise AuthError(f"no Gmail token at {token}: run `mailhelpdesk auth` first")
+        try:
+            info = json.loads(token.read_text())
+            creds = Credentials.from_authorized_user_info(info, SCOPES)
+        except (OSError, ValueError) as exc:
+            raise AuthError(f"Gmail token {token} is unreadable ({exc}): run `mailhelpdesk auth` again") from None
+        if info.get("scopes") and not set(SCOPES) <= set(info["scopes"]):
+            raise AuthError(f"Gmail token {token} lacks the gmail.modify scope: run `mailhelpdesk auth` again")
+        if not creds.valid and creds.refresh_token:
+            try:
+                creds.refresh(Request())
+            except RefreshError as exc:
+                raise AuthError(
+                    f"the Gmail token was refused ({exc.args[0] if exc.args else exc}); it expired or was revoked: "
+                    "run `mailhelpdesk auth` again (apps left in 'Testing' get tokens that expire after 7 days)"
+                ) from None
+            save_token(token, creds)
+        return creds
+
+    def connect(self) -> None:
+        from googleapiclient.discovery import build, build_from_document
+
+        creds = self._load_credentials()
+        endpoint = self.gmail.api_endpoint
+        if endpoint:
+            import googleapiclient
+
+            path = Path(googleapiclient.__file__).parent / "discovery_cache" / "documents" / "gmail.v1.json"
+            document = json.loads(path.read_text())
+            document["rootUrl"] = endpoint.rstrip("/") + "/"  # batch requests follow rootUrl, not api_endpoint
+            document["baseUrl"] = document["rootUrl"] + document["servicePath"]
+            self.service = build_from_document(document, credentials=creds)
+        else:
+            self.service = build("gmail", "v1", credentials=creds, static_discovery=True, cache_discovery=False)
+        profile = self._execute(self.service.users().getProfile(userId="me"))
+        self.email = profile.get("emailAddress", "")
+        self._load_labels()
+
+    def close(self) -> None:
+        self.service = None
+
+    def _execute(self, request: Any) -> Any:
+        from google.auth.exceptions import RefreshError
+        from googleapiclient.errors import HttpError
+
+        try:
+            return request.execute(num_retries=5)
+        except RefreshError as exc:
+            raise AuthError(f"the Gmail token was refused ({exc}): run `mailhelpdesk auth` again") from None
+        except HttpError as exc:
+            raise self._error(exc) from None
+        except (OSError, TimeoutError) as exc:
+            raise MailboxError(f"cannot reach the Gmail API: {exc}") from None
+
+    def _error(self, exc: Any) -> MailboxError:
+        status = exc.resp.status
+        reason = _reason(exc)
+        if status == 401:
+            return AuthError("Gmail refused the token (401): it expired or was revoked; run `mailhelpdesk auth` again")
+        if status == 403 and reason in ("insufficientPermissions", "ACCESS_TOKEN_SCOPE_INSUFFICIENT"):
+            return AuthError("the Gmail token lacks the gmail.modify scope: run `mailhelpdesk auth` again")
+        return MailboxError(f"Gmail API error {status} ({reason}): {exc.reason if hasattr(exc, 'reason') else exc}")
+
+    def describe(self) -> list[str]:
+        creds = self._load_credentials()
+        scopes = getattr(creds, "scopes", None) or SCOPES
+        return [
+            f"Gmail API account {self.email}",
+            f"scope: {', '.join(scopes)}",
+            f"labels under {self.root}/: {', '.join(sorted(n for n in self.label_ids if n.startswith(self.root + '/'))) or '(none yet)'}",
+            f"first run imports: {self.gmail.initial_query!r}; afterwards history.list (1 call when idle)",
+            f"new mail: polling every {self.config.mailbox.poll_interval} s",
+        ]
+
+    # --- labels -------------------------------------------------------------------------------
+
+    def _load_labels(self) -> None:
+        labels = self._execute(self.service.users().labels().list(userId="me")).get("labels", [])
+        self.label_ids = {label["name"]: label["id"] for label in labels}
+        self.label_names = {v: k for k, v in self.label_ids.items()}
+
+    def prepare(self, labels: Iterable[str]) -> list[str]:
+        done = []
+        wanted = set(labels)
+        # parents first, so Gmail nests them (Helpdesk, Helpdesk/Status, ...)
+        for name in sorted(wanted | {p for n in wanted for p in _parents(n)}, key=lambda n: (n.count("/"), n)):
+            if name in self.label_ids:
+                continue
+            body: dict[str, Any] = {"name": name, "labelListVisibility": "labelShow", "messageListVisibility": "show"}
+            colour = COLOURS.get(name[len(self.root) + 1 :])
+            if colour:
+                body["color"] = {"textColor": colour[0], "backgroundColor": colour[1]}
+            created = self._execute(self.service.users().labels().create(userId="me", body=body))
+            self.label_ids[name] = created["id"]
+            self.label_names[created["id"]] = name
+            done.append(f"created Gmail label {name}")
+        return done
+
+    def _names(self, label_ids: Iterable[str]) -> frozenset[str]:
+        prefix = self.root + "/"
+        return frozenset(n for n in (self.label_names.get(i, "") for i in label_ids) if n.startswith(prefix))
+
+    def set_labels(self, refs: Iterable[str], add: frozenset[str], remove: frozenset[str]) -> None:
+        ids = list(dict.fromkeys(refs))
+        missing = [name for name in add if name not in self.label_ids]
+        if missing:
+            self.prepare(missing)
+        body = {
+            "addLabelIds": sorted(self.label_ids[n] for n in add),
+            "removeLabelIds": sorted(self.label_ids[n] for n in remove if n in self.label_ids),
+        }
+        messages = self.service.users().messages()
+        if len(ids) * 5 >= 50:  # batchModify costs 50 units for up to 1000 messages; modify costs 5 each
+            for start in range(0, len(ids), 1000):
+                self._execute(messages.batchModify(userId="me", body=dict(body, ids=ids[start : start + 1000])))
+        else:
+            self._batch([messages.modify(userId="me", id=i, body=body) for i in ids])
+
+    # --- reading --------------------------------------------------------------------------------------
+
+    def changes(self, cursor: dict[str, Any], since: datetime) -> Changes:
+        users = self.service.users()
+        history_id = cursor.get("historyId")
+        if history_id:
+            found = self._history(history_id)
+            if found is not None:
+                added, label_changes, new_history = found
+                return Changes(self._fetch(added), label_changes, {"historyId": new_history})
+            # the history id expired (404): a bounded re-sync since the last good pass; nothing is duplicated
+            # because known Message-IDs are recognised, and label changes are read back for known messages
+            last = cursor.get("last_pass")
+            after = int(datetime.fromisoformat(last).timestamp()) - 3600 if last else int(since.timestamp())
+            log.warning("Gmail history %s expired; re-syncing mail since %s", history_id, datetime.fromtimestamp(after, UTC))
+            start = self._execute(users.getProfile(userId="me"))["historyId"]
+            found_again = list(self._fetch(self._list(f"after:{after}")))  # bounded by the gap
+            label_changes = [(m.ref, m.labels) for m in found_again]  # agents' changes during the gap
+            return Changes(iter(found_again), label_changes, {"historyId": start})
+        start = self._execute(users.getProfile(userId="me"))["historyId"]  # before listing: nothing slips through
+        days = max(1, int((datetime.now(UTC) - since).days))
+        ids = self._list(self.gmail.initial_query) + self._list(f"in:sent newer_than:{days}d")
+        log.info("first Gmail sync: %d message(s) to import", len(set(ids)))
+        return Changes(self._fetch(list(dict.fromkeys(ids))), [], {"historyId": start})
+
+    def _list(self, query: str) -> list[str]:
+        ids: list[str] = []
+        token = None
+        while True:
+            response = self._execute(
+                self.service.users().messages().list(userId="me", q=query, maxResults=500, pageToken=token)
+            )
+            ids += [m["id"] for m in response.get("messages", [])]
+            token = response.get("nextPageToken")
+            if not token:
+                return ids
+
+    def _history(self, start: str) -> tuple[list[str], list[tuple[str, frozenset[str]]], str] | None:
+        from googleapiclient.errors import HttpError
+
+        added: dict[str, None] = {}
+        changed: dict[str, list[str]] = {}
+        token = None
+        latest = start
+        while True:
+            request = self.service.users().history().list(
+                userId="me",
+                startHistoryId=start,
+                historyTypes=["messageAdded", "labelAdded", "labelRemoved"],
+                maxResults=500,
+                pageToken=token,
+            )
+            try:
+                response = request.execute(num_retries=5)
+            except HttpError as exc:
+                if exc.resp.status == 404:
+                    return None
+                raise self._error(exc) from None
+            for record in response.get("history", []):
+                for item in record.get("messagesAdded", []):
+                    message = item["message"]
+                    if message["id"] not in self.own_sent and not SKIP_LABELS & set(message.get("labelIds", [])):
+                        added[message["id"]] = None
+                for key in ("labelsAdded", "labelsRemoved"):
+                    for item in record.get(key, []):
+                        message = item["message"]
+                        changed[message["id"]] = message.get("labelIds", [])
+            latest = response.get("historyId", latest)
+            token = response.get("nextPageToken")
+            if not token:
+                break
+        label_changes = [(i, self._names(labels)) for i, labels in changed.items() if i not in added]
+        return list(added), label_changes, latest
+
+    def _fetch(self, ids: list[str]) -> Iterator[RawMessage]:
+        import base64
+
+        messages = self.service.users().messages()
+        for start in range(0, len(ids), BATCH_SIZE):
+            chunk = ids[start : start + BATCH_SIZE]
+            results = self._batch([messages.get(userId="me", id=i, format="raw") for i in chunk])
+            for message in results:
+                if message is None:
+                    continue  # deleted meanwhile
+                labels = set(message.get("labelIds", []))
+                if labels & SKIP_LABELS:
+                    continue
+                raw = base64.urlsafe_b64decode(message["raw"] + "=" * (-len(message["raw"]) % 4))
+                received = datetime.fromtimestamp(int(message.get("internalDate", "0")) / 1000, UTC)
+                role = "sent" if "SENT" in labels and "INBOX" not in labels else "inbox"
+                yield RawMessage(message["id"], role, raw, self._names(labels), received, message.get("threadId", ""))
+            if len(ids) > BATCH_SIZE:
+                log.info("Gmail import: %d/%d", min(start + BATCH_SIZE, len(ids)), len(ids))
+
+    def _batch(self, requests: list[Any]) -> list[Any]:
+        """Run requests in batches; sub-requests that hit rate limits or 5xx are retried with backoff."""
+        from googleapiclient.errors import HttpError
+
+        results: list[Any] = [None] * len(requests)
+        pending = list(range(len(requests)))
+        delay = 1.0
+        for attempt in range(6):
+            failed: list[int] = []
+            errors: dict[int, Any] = {}
+            for start in range(0, len(pending), BATCH_SIZE):
+                batch = self.service.new_batch_http_request()
+                for index in pending[start : start + BATCH_SIZE]:
+
+                    def callback(request_id: str, response: Any, exception: Any, index: int = index) -> None:
+                        if exception is None:
+                            results[index] = response
+                        elif isinstance(exception, HttpError) and exception.resp.status == 404:
+                            results[index] = None
+                        elif isinstance(exception, HttpError) and _retryable(exception):
+                            failed.append(index)
+                        else:
+                            errors[index] = exception
+
+                    batch.add(requests[index], callback=callback)
+                try:
+                    batch.execute()
+                except HttpError as exc:
+                    raise self._error(exc) from None
+            if errors:
+                raise self._error(next(iter(errors.values())))
+            if not failed:
+                return results
+            pending = failed
+            time.sleep(delay)
+            delay = min(delay * 2, 32)
+        raise MailboxError(f"Gmail API kept refusing {len(pending)} request(s) (rate limit); will retry next pass")
+
+    # --- sending ----------------------------------------------------------------------------------
+
+    def send(self, message: EmailMessage, labels: frozenset[str], thread_id: str = "") -> str:
+        import base64
+
+        body: dict[str, Any] = {"raw": base64.urlsafe_b64encode(bytes(message)).decode()}
+        if thread_id:
+            body["threadId"] = thread_id
+        sent = self._execute(self.service.users().messages().send(userId="me", body=body))
+        self.own_sent.add(sent["id"])
+        if labels:
+            self.set_labels([sent["id"]], labels, frozenset())
+        return sent["id"]
+
+    def already_sent(self, message_id: str) -> bool:
+        return bool(self._list(f"rfc822msgid:{message_id.strip('<>')}"))
+
+    def wait(self, timeout: float) -> None:
+        time.sleep(timeout)
+
+    def message_link(self, ref: str) -> str:
+        return f"https://mail.google.com/mail/u/{self.email or 0}/#all/{ref}"
+
+
+def _parents(name: str) -> list[str]:
+    parts = name.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def _reason(exc: Any) -> str:
+    try:
+        data = json.loads(exc.content.decode())
+        error = data.get("error", {})
+        errors = error.get("errors") or [{}]
+        return errors[0].get("reason") or error.get("status", "")
+    except (ValueError, AttributeError):
+        return ""
+
+
+def _retryable(exc: Any) -> bool:
+    status = exc.resp.status
+    return status == 429 or status >= 500 or (status == 403 and _reason(exc) in ("rateLimitExceeded", "userRateLimitExceeded"))

@@ -1,0 +1,133 @@
+"""The helpdesk's behaviour, the same tests against both backends: a real Dovecot + aiosmtpd, and the Gmail API
+fake driven through the real google-api-python-client."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from backends import GmailBackend, ImapBackend
+
+EML = Path(__file__).parent.parent / "fixtures" / "eml"
+T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+NOW = datetime(2026, 11, 20, 10, 30, tzinfo=UTC)
+OPEN, RESOLVED = "Helpdesk/Status/Open", "Helpdesk/Status/Resolved"
+MAILBOX = [("question.eml", 0), ("followup.eml", 20), ("ooo.eml", 1), ("newsletter.eml", -60), ("urgent.eml", 5),
+           ("koi8r.eml", 10)]
+
+
+def eml(name: str) -> bytes:
+    return (EML / name).read_bytes()
+
+
+@pytest.fixture(params=["imap", "gmail"])
+def backend(request, tmp_path):
+    if request.param == "imap":
+        harness = ImapBackend(request.getfixturevalue("imap_account"), request.getfixturevalue("smtp_sink"), tmp_path)
+    else:
+        from gmail_fake import GmailFake
+
+        fake = GmailFake("support@shop.example", seed=7)
+        fake.start()
+        request.addfinalizer(fake.stop)
+        harness = GmailBackend(fake, tmp_path)
+    yield harness
+    harness.close()
+
+
+@pytest.fixture
+def desk(backend):
+    refs = {name: backend.deliver(eml(name), T0 + timedelta(minutes=minutes)) for name, minutes in MAILBOX}
+    helpdesk = backend.helpdesk(lambda: NOW)
+    helpdesk.refs = refs
+    yield helpdesk
+    helpdesk.close()
+
+
+def customers(helpdesk):
+    return sorted((t.customer, t.priority.value) for t in helpdesk.state.tickets.values())
+
+
+def test_first_pass_makes_one_ticket_per_conversation_and_acknowledges_each_customer_once(desk, backend):
+    report = desk.run_pass()
+    assert report.messages == 6 and report.quarantined == []
+    assert customers(desk) == [("anna@customer.example", "normal"), ("ben@bigstore.example", "urgent"),
+                               ("ivan@mail.example", "normal")]
+    out = backend.outgoing()
+    acks = [m for m in out if m["X-Mailhelpdesk-Kind"] == "acknowledgement"]
+    assert sorted(str(m["To"]) for m in acks) == ["anna@customer.example", "ben@bigstore.example", "ivan@mail.example"]
+    assert len(out) == 6  # three acknowledgements, three notices to the assignees; nothing to the robots
+    known = {mid for t in desk.state.tickets.values() for mid in t.message_ids}
+    for m in acks:
+        assert m["Auto-Submitted"] == "auto-replied" and m["X-Auto-Response-Suppress"] == "All"
+        assert m["In-Reply-To"] in known and m["X-Mailhelpdesk-Ticket"] in desk.state.tickets
+        key = m["X-Mailhelpdesk-Ticket"]
+        if backend.name == "gmail":  # Gmail threads a reply only when the subject matches
+            assert m["Subject"] == "Re: " + desk.state.tickets[key].subject and key in m.get_content()
+        else:
+            assert m["Subject"].startswith(f"[{key}] ")
+    labels = backend.all_labels()
+    assert labels[desk.refs["ooo.eml"]] == {"Helpdesk/Ignored"}
+    assert labels[desk.refs["newsletter.eml"]] == {"Helpdesk/Ignored"}
+    for ref, names in labels.items():
+        if names != {"Helpdesk/Ignored"}:
+            assert sum(n.startswith("Helpdesk/Status/") for n in names) == 1, (ref, names)
+            assert sum(n.startswith("Helpdesk/Priority/") for n in names) == 1, (ref, names)
+            assert sum(n.startswith("Helpdesk/Assignee/") for n in names) == 1, (ref, names)
+    anna = next(t for t in desk.state.tickets.values() if t.customer == "anna@customer.example")
+    assert labels[desk.refs["question.eml"]] == labels[desk.refs["followup.eml"]] == set(anna.labels_applied)
+
+
+def test_a_second_pass_sends_and_changes_nothing(desk, backend):
+    desk.run_pass()
+    sent, labels = len(backend.outgoing()), backend.all_labels()
+    assert desk.run_pass().done == []
+    restarted = backend.helpdesk(lambda: NOW + timedelta(minutes=1))  # a restart reads the saved state
+    assert restarted.run_pass().done == []
+    restarted.close()
+    assert len(backend.outgoing()) == sent
+    assert backend.all_labels() == labels
+
+
+def test_agent_reply_and_agent_label_change_show_in_the_ticket(desk, backend):
+    desk.run_pass()
+    anna = next(t for t in desk.state.tickets.values() if t.customer == "anna@customer.example")
+    backend.deliver(eml("agent_reply.eml"), NOW, sent=True)
+    desk.run_pass()
+    anna = desk.state.tickets[anna.key]
+    assert anna.status.value == "pending" and anna.first_response_at == NOW  # arrival time: its Date is later
+
+    urgent = next(t for t in desk.state.tickets.values() if t.priority.value == "urgent")
+    backend.agent_relabels(desk.refs["urgent.eml"], add={RESOLVED}, remove={OPEN})
+    report = desk.run_pass()
+    urgent = desk.state.tickets[urgent.key]
+    assert urgent.status.value == "resolved" and urgent.resolved_at == NOW
+    labels = backend.all_labels()
+    for ref in urgent.refs:  # every message of the ticket follows, our acknowledgement's copy too
+        assert RESOLVED in labels[ref] and OPEN not in labels[ref]
+    assert report.label_changes >= 1
+    assert desk.run_pass().done == []
+
+
+def test_new_mail_after_the_first_pass_becomes_a_ticket(desk, backend):
+    desk.run_pass()
+    count = len(backend.outgoing())
+    raw = eml("question.eml").replace(b"<q1@customer.example>", b"<new@customer.example>")
+    raw = raw.replace(b"Invoice 1042 shows the wrong VAT", b"Password reset link expired")
+    backend.deliver(raw, NOW)
+    report = desk.run_pass()
+    assert report.messages == 1
+    assert len(backend.outgoing()) == count + 2  # its acknowledgement and its assignee's notice
+    assert any(t.subject == "Password reset link expired" for t in desk.state.tickets.values())
+
+
+def test_a_re_delivered_message_is_not_a_second_ticket(desk, backend):
+    desk.run_pass()
+    count = len(backend.outgoing())
+    ref = backend.deliver(eml("urgent.eml"), NOW)
+    desk.run_pass()
+    assert len(desk.state.tickets) == 3 and len(backend.outgoing()) == count
+    urgent = next(t for t in desk.state.tickets.values() if t.priority.value == "urgent")
+    assert ref in urgent.refs and set(urgent.labels_applied) == backend.all_labels()[ref]
