@@ -163,6 +163,20 @@ class SlaConfig:
 
 
 @dataclass(frozen=True)
+class ResolutionConfig:
+    notify: bool = True
+    template: str = "resolution"
+    close_after: str = "3d"
+    ask_rating: bool = True
+
+
+@dataclass(frozen=True)
+class DigestConfig:
+    enabled: bool = True
+    schedule: str = "0 9 * * 1-5"
+
+
+@dataclass(frozen=True)
 class Config:
     helpdesk: HelpdeskConfig
     mailbox: MailboxConfig = field(default_factory=MailboxConfig)
@@ -175,6 +189,8 @@ class Config:
     autoreply: AutoreplyConfig = field(default_factory=AutoreplyConfig)
     priority: PriorityConfig = field(default_factory=PriorityConfig)
     sla: SlaConfig = field(default_factory=SlaConfig)
+    resolution: ResolutionConfig = field(default_factory=ResolutionConfig)
+    digest: DigestConfig = field(default_factory=DigestConfig)
     path: Path = Path(DEFAULT_CONFIG)
 
     def resolve(self, relative: str) -> Path:
@@ -359,6 +375,20 @@ def _check(config: Config, path: Path) -> None:
             parse_duration(value)
         except ValueError as exc:
             raise ConfigError(f"{path}: [sla] {key}: {exc}") from None
+    for i, lead in enumerate(config.sla.escalate_to):
+        if not EMAIL.match(lead):
+            raise ConfigError(f"{path}: [sla] escalate_to[{i}] must be an email address, got {lead!r}")
+    try:
+        parse_duration(config.resolution.close_after)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: [resolution] close_after: {exc}") from None
+    try:
+        from apscheduler.triggers.cron import CronTrigger
+
+        CronTrigger.from_crontab(config.digest.schedule, timezone=h.timezone)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: [digest] schedule {config.digest.schedule!r} is not a cron expression "
+                          f"(minute hour day month weekday, e.g. \"0 9 * * 1-5\"): {exc}") from None
     if not 0 < config.sla.warn_at < 1:
         raise ConfigError(f"{path}: [sla] warn_at must be between 0 and 1, got {config.sla.warn_at}")
     try:

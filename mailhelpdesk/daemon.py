@@ -101,7 +101,7 @@ class Helpdesk:
             return report
         effects = Effects(self.config, self.mailbox, self.save)
         report.done = effects.apply(state, actions, now)
-        state.cursors = changes.cursor
+        state.cursors.update(changes.cursor)
         state.cursors["last_pass"] = now.isoformat()
         self.save()
         return report

@@ -11,7 +11,11 @@ from .config import Config, calendar
 from .labels import LabelScheme, scheme_for
 from .model import Ignored, Incoming, Plan, Priority, SendMail, SetLabels, State, Status, Ticket
 from .rules.assignment import choose_assignee
+from .rules.commands import Command, parse_commands, trusted_sender
+from .rules.escalation import due_steps
 from .rules.priority import priority_for
+from .rules.rating import RATINGS, rating_in
+from .sla import parse_duration
 from .rules.threading import Match, find_ticket, ref_key, thread_key
 from .templates import render
 
@@ -82,7 +86,12 @@ class Engine:
         if match.ticket is None:
             return None
         facts, ticket, plan = incoming.facts, match.ticket, Plan()
-        if match.ticket.status == Status.CLOSED and not self._is_agent(incoming) and not facts.automatic:
+        if (
+            match.ticket.status == Status.CLOSED
+            and not self._is_agent(incoming)
+            and not facts.automatic
+            and not rating_in(facts.subject)
+        ):
             return None  # a customer writing into a closed ticket starts a new one (linked below)
         when = incoming.when or now
         ticket = ticket.with_message(facts.message_id, incoming.ref, facts.sender, incoming.thread_id)
@@ -110,17 +119,22 @@ class Engine:
             changes["status"] = Status.PENDING
         if latest:
             changes["updated_at"] = when
+            changes["waiting_since"] = None
         agent = self.config.agent_by_email(incoming.facts.sender)
         who = agent.name if agent else incoming.facts.sender
         return ticket.log(when, "agent replied", who, ack_wanted=False, **changes)
 
     def _customer_reply(self, ticket: Ticket, incoming: Incoming, when: datetime, latest: bool) -> Ticket:
+        rating = rating_in(incoming.facts.subject)
+        if rating and ticket.status in (Status.RESOLVED, Status.CLOSED):
+            return ticket.log(when, "rated", rating, rating=rating)  # recorded; the ticket stays solved
         changes: dict = {}
         if latest:
             changes["updated_at"] = when
             if ticket.status in (Status.PENDING, Status.RESOLVED):
                 changes["status"] = Status.OPEN
                 changes["resolved_at"] = None
+                changes["waiting_since"] = when
         priority, reason = priority_for(incoming.facts, self.config)
         if priority.rank < ticket.priority.rank:
             changes["priority"] = priority
@@ -129,6 +143,77 @@ class Engine:
         if changes.get("status") == Status.OPEN:
             ticket = dataclasses.replace(ticket, due_at=self._due(ticket, when))
         return ticket
+
+    def _command(self, state: State, incoming: Incoming, now: datetime) -> Plan | None:
+        """`#assign bob`, `#resolve`... on the first lines of an agent's mail to the support address."""
+        facts = incoming.facts
+        commands = parse_commands(facts.body)
+        agent = self.config.agent_by_email(facts.sender)
+        if not commands or agent is None or incoming.folder_role != "inbox":
+            return None  # a stranger's "#assign" is just text in a customer's mail
+        plan = Plan()
+        when = incoming.when or now
+        ok, why = trusted_sender(facts, agent)
+        match = find_ticket(state, incoming)
+        ticket = match.ticket
+        problem = "" if ok else why
+        if not problem and ticket is None:
+            problem = "no ticket found: reply in the ticket's conversation or put its [KEY] in the subject"
+        if not problem:
+            assert ticket is not None
+            before = ticket
+            ticket, problem = self._run_commands(ticket, commands, agent.name, when)
+            if problem:
+                ticket = before
+        if problem:
+            plan.actions.append(self._command_rejected(facts, agent.email, problem, commands))
+            plan.notes.append(f"rejected commands from {facts.sender}: {problem}")
+            if ticket is None:
+                return plan
+            ticket = ticket.log(when, "command rejected", f"{agent.name}: {problem}")
+        ticket = ticket.with_message(facts.message_id, incoming.ref, thread_id=incoming.thread_id)
+        plan.put(ticket)
+        plan.index[facts.message_id] = ticket.key
+        plan.index[ref_key(incoming.ref)] = ticket.key
+        if not problem:
+            plan.notes.append(f"{ticket.key}: commands from {agent.name}: {', '.join('#' + c.verb for c in commands)}")
+            if ticket.assignee and ticket.assignee != (match.ticket.assignee if match.ticket else None):
+                plan.actions.append(self._assignment_notice(state, ticket, now))
+        self._sync_labels(plan, ticket)
+        return plan
+
+    def _run_commands(self, ticket: Ticket, commands: list[Command], who: str, when: datetime) -> tuple[Ticket, str]:
+        status_verbs = {"close": Status.CLOSED, "resolve": Status.RESOLVED, "reopen": Status.OPEN, "pending": Status.PENDING}
+        for command in commands:
+            if command.verb in status_verbs:
+                ticket = self._set_status(ticket, status_verbs[command.verb], when, f"#{command.verb} by {who}")
+            elif command.verb == "assign":
+                target = self.config.agent_by_name(command.argument)
+                if target is None:
+                    names = ", ".join(a.name for a in self.config.agents) or "none configured"
+                    return ticket, f"#assign {command.argument!r}: no such agent (agents: {names})"
+                ticket = ticket.log(when, "assigned", f"{target.name} (#assign by {who})", assignee=target.name)
+            elif command.verb == "unassign":
+                ticket = ticket.log(when, "unassigned", f"#unassign by {who}", assignee=None)
+            elif command.verb == "priority":
+                try:
+                    priority = Priority(command.argument.lower())
+                except ValueError:
+                    return ticket, f"#priority {command.argument!r}: use urgent, high, normal or low"
+                ticket = ticket.log(when, "priority set", f"{priority.value} (#priority by {who})", priority=priority)
+            elif command.verb == "note":
+                ticket = ticket.log(when, "note", f"{who}: {command.argument}")
+        return ticket, ""
+
+    def _command_rejected(self, facts, to: str, problem: str, commands: list[Command]) -> SendMail:
+        key = f"rejected:{facts.message_id}"
+        rendered = self._render("command_rejected", {
+            "helpdesk": self.config.helpdesk, "problem": problem, "subject": facts.subject,
+            "commands": ["#" + (c.verb + " " + c.argument).strip() for c in commands],
+        })
+        return SendMail(key=key, kind="command rejected", to=to, subject=rendered.subject, body=rendered.text,
+                        message_id=self.message_id(key), in_reply_to=facts.message_id,
+                        references=(facts.message_id,), auto_submitted="auto-replied")
 
     def _not_a_request(self, state: State, incoming: Incoming, now: datetime) -> Plan | None:
         """Robots, lists, bounces, and our agents' unrelated outgoing mail: recorded, labelled, never answered."""
@@ -169,6 +254,7 @@ class Engine:
             subject=facts.title,
             created_at=when,
             updated_at=when,
+            waiting_since=when,
             priority=priority,
             assignee=assignee,
             ack_wanted=self.config.autoreply.enabled and fresh,
@@ -197,6 +283,7 @@ class Engine:
     MESSAGE_RULES: tuple[Callable[..., Plan | None], ...] = (
         _known,
         _ours,
+        _command,
         _in_ticket,
         _not_a_request,
         _new_ticket,
@@ -222,6 +309,8 @@ class Engine:
             changed = self._ticket_from_labels(ticket, seen, now)
             if changed is not ticket:
                 plan.put(changed)
+                if changed.assignee and changed.assignee != ticket.assignee:
+                    plan.actions.append(self._assignment_notice(state, changed, now))
                 plan.notes.append(f"{key}: changed by an agent's labels -> {changed.status}, {changed.priority}, {changed.assignee}")
             self._sync_labels(plan, changed)
         return plan
@@ -247,12 +336,13 @@ class Engine:
 
     def _set_status(self, ticket: Ticket, status: Status, now: datetime, how: str) -> Ticket:
         changes: dict = {"status": status, "updated_at": max(now, ticket.updated_at or now)}
+        changes["waiting_since"] = None
         if status == Status.RESOLVED:
             changes["resolved_at"] = now
         elif status == Status.CLOSED:
             changes["closed_at"] = now
         elif status == Status.OPEN:
-            changes.update(resolved_at=None, closed_at=None)
+            changes.update(resolved_at=None, closed_at=None, waiting_since=ticket.waiting_since or now)
         return ticket.log(now, "status", f"{ticket.status.value} -> {status.value} ({how})", **changes)
 
     def _promote_ignored(self, state: State, message_id: str, labels: frozenset[str], now: datetime) -> Plan | None:
@@ -278,8 +368,17 @@ class Engine:
     # --- time and state based duties ------------------------------------------------------------
 
     def on_tick(self, state: State, now: datetime) -> Plan:
-        """Duties that depend on time or on a whole batch: acknowledgements (after the batch, so a
-        backlog conversation an agent already answered is not acknowledged)."""
+        """Duties that depend on time or on a whole batch, in this order."""
+        plan = Plan()
+        for duty in (self._acknowledgements, self._escalations, self._resolutions, self._auto_close):
+            plan.extend(duty(_preview(state, plan) if plan.tickets else state, now))
+        from .digest import digests_due
+
+        plan.extend(digests_due(self, state, now))
+        return plan
+
+    def _acknowledgements(self, state: State, now: datetime) -> Plan:
+        """After the batch, so a backlog conversation an agent already answered is not acknowledged."""
         plan = Plan()
         acks_to: dict[str, int] = {}
         for ticket in state.tickets.values():
@@ -298,6 +397,57 @@ class Engine:
             acks_to[customer] = acks_to.get(customer, 0) + 1
             plan.actions.append(self._acknowledgement(ticket, now))
             plan.put(ticket.log(now, "acknowledged", customer, ack_wanted=False))
+        return plan
+
+    def _escalations(self, state: State, now: datetime) -> Plan:
+        plan = Plan()
+        sla = self.config.sla
+        leads = tuple(sla.escalate_to)
+        escalate_after = parse_duration(sla.escalate_after)
+        for ticket in state.tickets.values():
+            if ticket.status != Status.OPEN or ticket.waiting_since is None:
+                continue
+            target = self.config.first_response_target(ticket.priority)
+            steps = due_steps(ticket, target, sla.warn_at, escalate_after, bool(leads), self.calendar, now)
+            if not steps:
+                continue
+            for step in steps:
+                ticket = ticket.log(now, f"escalation: {step.name}", "" if step.announce else "backlog, not mailed",
+                                    escalations=ticket.escalations + (step.name,))
+                if not step.announce:
+                    continue
+                agent = self.config.agent_by_name(ticket.assignee or "")
+                recipients = leads if step.name == "lead" or agent is None else (agent.email,)
+                for to in recipients:
+                    plan.actions.append(self._reminder(ticket, step.name, to, now))
+            plan.put(ticket)
+            plan.notes.append(f"{ticket.key}: escalation {', '.join(s.name for s in steps)}")
+            self._sync_labels(plan, ticket)
+        return plan
+
+    def _resolutions(self, state: State, now: datetime) -> Plan:
+        """Tell the customer their problem is solved (once per resolution) and ask how it went."""
+        plan = Plan()
+        if not self.config.resolution.notify:
+            return plan
+        recent = now - timedelta(hours=self.config.autoreply.max_age_hours)
+        for ticket in state.tickets.values():
+            if ticket.status != Status.RESOLVED or ticket.resolved_at is None or ticket.resolved_at < recent:
+                continue
+            key = f"resolution:{ticket.key}:{ticket.resolved_at:%Y%m%dT%H%M%S}"
+            if state.is_ours(self.message_id(key)):
+                continue
+            plan.actions.append(self._resolution_notice(ticket, key, now))
+        return plan
+
+    def _auto_close(self, state: State, now: datetime) -> Plan:
+        plan = Plan()
+        quiet = parse_duration(self.config.resolution.close_after)
+        for ticket in state.tickets.values():
+            if ticket.status == Status.RESOLVED and ticket.resolved_at and now - ticket.resolved_at >= quiet:
+                closed = self._set_status(ticket, Status.CLOSED, now, f"quiet for {self.config.resolution.close_after}")
+                plan.put(closed)
+                self._sync_labels(plan, closed)
         return plan
 
     # --- helpers ---------------------------------------------------------------------------------
@@ -331,11 +481,14 @@ class Engine:
         digest = hashlib.sha256(f"{key}|{self.support}".encode()).hexdigest()[:16]
         return f"<mhd.{key.replace(':', '.')}.{digest}@{self.id_domain}>"
 
+    def context_base(self, now: datetime) -> dict:
+        return {"helpdesk": self.config.helpdesk, "now": now, "tz": self.config.helpdesk.tz}
+
     def context(self, ticket: Ticket, now: datetime) -> dict:
         from .sla import describe_due
 
         due_text = describe_due(ticket.due_at, now, self.config.helpdesk.tz, self.config.helpdesk.language) if ticket.due_at else ""
-        return {"ticket": ticket, "helpdesk": self.config.helpdesk, "due_text": due_text, "now": now}
+        return dict(self.context_base(now), ticket=ticket, due_text=due_text)
 
     def _render(self, name: str, context: dict):
         h = self.config.helpdesk
@@ -368,6 +521,43 @@ class Engine:
             return f"Re: {ticket.subject}"
         return subject
 
+    def link(self, ticket: Ticket) -> str:
+        """Where an agent opens the conversation: a Gmail link on Gmail, else a search for the key."""
+        if self.config.mailbox.backend == "gmail" and ticket.thread_ids:
+            return f"https://mail.google.com/mail/u/{self.support}/#all/{ticket.thread_ids[0]}"
+        return f"search your mail client for {ticket.key} (subject tag [{ticket.key}])"
+
+    def _reminder(self, ticket: Ticket, step: str, to: str, now: datetime) -> SendMail:
+        key = f"{step}:{ticket.key}:{to}"
+        waited = self.calendar.elapsed(ticket.waiting_since or ticket.created_at, now)
+        context = dict(self.context(ticket, now), step=step, waited=_hours(waited),
+                       waited_wall=_hours(now - (ticket.waiting_since or ticket.created_at)), link=self.link(ticket),
+                       target=self.config.sla.first_response.get(ticket.priority.value, "24h"))
+        rendered = self._render("reminder", context)
+        first = ticket.message_ids[0]
+        return SendMail(key=key, kind=f"escalation {step}", to=to, subject=rendered.subject, body=rendered.text,
+                        message_id=self.message_id(key), ticket=ticket.key, in_reply_to=first, references=(first,),
+                        auto_submitted="auto-generated")
+
+    def _resolution_notice(self, ticket: Ticket, key: str, now: datetime) -> SendMail:
+        from urllib.parse import quote
+
+        def link(rating: str) -> str:
+            subject = f"[{ticket.key}] rating: {rating}"
+            return f"mailto:{self.support}?subject={quote(subject)}&body={quote('(you may add a comment here)')}"
+
+        context = dict(self.context(ticket, now), ask_rating=self.config.resolution.ask_rating,
+                       ratings={r: link(r) for r in RATINGS},
+                       close_after=self.config.resolution.close_after)
+        rendered = self._render(self.config.resolution.template, context)
+        thread_id = ticket.thread_ids[0] if ticket.thread_ids else ""
+        last = next((m for m in reversed(ticket.message_ids) if not m.startswith("<mhd.")), ticket.message_ids[0])
+        return SendMail(key=key, kind="resolution", to=ticket.customer,
+                        subject=self._thread_subject(rendered.subject, ticket, thread_id), body=rendered.text,
+                        html=rendered.html, message_id=self.message_id(key), ticket=ticket.key, in_reply_to=last,
+                        references=tuple(m for m in ticket.message_ids[:20]), auto_submitted="auto-replied",
+                        thread_id=thread_id)
+
     def _assignment_notice(self, state: State, ticket: Ticket, now: datetime) -> SendMail:
         agent = self.config.agent_by_name(ticket.assignee or "")
         assert agent is not None
@@ -389,6 +579,11 @@ class Engine:
             ticket=ticket.key,
             auto_submitted="auto-generated",
         )
+
+
+def _hours(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
 
 
 def _preview(state: State, plan: Plan) -> State:

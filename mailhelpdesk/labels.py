@@ -51,7 +51,7 @@ class LabelScheme:
         labels = {self.status(ticket.status), self.priority(ticket.priority)}
         if ticket.assignee:
             labels.add(self.assignee(ticket.assignee))
-        if "breach" in ticket.escalations and ticket.first_response_at is None and ticket.status == Status.OPEN:
+        if "breach" in ticket.escalations and ticket.waiting_since is not None and ticket.status == Status.OPEN:
             labels.add(self.overdue)
         return frozenset(labels)
 

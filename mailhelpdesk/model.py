@@ -49,6 +49,7 @@ class MessageFacts:
     importance: Priority | None = None
     body: str = ""
     ours: str = ""
+    auth_results: str = ""
     has_attachments: bool = False
     defects: tuple[str, ...] = ()
 
@@ -106,6 +107,7 @@ class Ticket:
     resolved_at: datetime | None = None
     closed_at: datetime | None = None
     due_at: datetime | None = None
+    waiting_since: datetime | None = None
     ack_wanted: bool = False
     escalations: tuple[str, ...] = ()
     rating: str | None = None
@@ -198,6 +200,7 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     next_number: int | None = None
     rr_index: int | None = None
+    cursors: dict[str, Any] = field(default_factory=dict)
 
     def put(self, ticket: Ticket) -> Ticket:
         self.tickets[ticket.key] = ticket
@@ -209,6 +212,7 @@ class Plan:
         self.ignored.update(other.ignored)
         self.actions += other.actions
         self.notes += other.notes
+        self.cursors.update(other.cursors)
         self.next_number = other.next_number if other.next_number is not None else self.next_number
         self.rr_index = other.rr_index if other.rr_index is not None else self.rr_index
         return self
@@ -244,6 +248,7 @@ class State:
         self.tickets.update(plan.tickets)
         self.index.update(plan.index)
         self.ignored.update(plan.ignored)
+        self.cursors.update(plan.cursors)
         if plan.next_number is not None:
             self.next_number = plan.next_number
         if plan.rr_index is not None:

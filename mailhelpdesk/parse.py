@@ -68,6 +68,7 @@ def parse_message(raw: bytes, ticket_prefix: str = "HD") -> MessageFacts:
         importance=_importance(header),
         body=_body_text(msg)[:BODY_LIMIT],
         ours=header("X-Mailhelpdesk-Ticket"),
+        auth_results=" ; ".join(_all(msg, "Authentication-Results")),
         has_attachments=any(True for _ in _attachments(msg)),
         defects=tuple(defects),
     )
@@ -128,6 +129,13 @@ def _clean(text: str) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return data.decode("cp1252", "replace")
+
+
+def _all(msg: Message, name: str) -> list[str]:
+    try:
+        return [_clean(str(v)) for v in msg.get_all(name) or []]
+    except Exception:
+        return []
 
 
 def _raw_header(msg: Message, name: str) -> str | None:

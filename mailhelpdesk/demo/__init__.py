@@ -1,0 +1,1 @@
+"""The sample mailbox behind `mailhelpdesk demo` (no account needed)."""
