@@ -136,5 +136,48 @@ def tickets(config_path: Path, key: str | None, as_json: bool, statuses: tuple[s
     click.echo(json.dumps(output, indent=2, ensure_ascii=False) if as_json else output)
 
 
+@main.command()
+@CONFIG_OPTION
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="First day (YYYY-MM-DD, helpdesk time zone; default: 30 days before --until).")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Last day, included (YYYY-MM-DD, helpdesk time zone; default: now).")
+@click.option("--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True, help="What to print.")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write a self-contained HTML report with charts to this file.")
+@friendly
+def report(config_path: Path, since: Any, until: Any, output_format: str, html_file: Path | None) -> None:
+    """Figures: tickets, first-response and resolution times, SLA breaches, ratings; by agent, hour, weekday, month."""
+    from datetime import UTC, datetime, timedelta
+
+    from . import report as figures
+    from .config import calendar, load_config
+    from .store import Store
+
+    config = load_config(config_path)
+    tz = config.helpdesk.tz
+    start = since.replace(tzinfo=tz).astimezone(UTC) if since else None
+    end = (until + timedelta(days=1)).replace(tzinfo=tz).astimezone(UTC) if until else None
+    if start and end and start >= end:
+        raise click.BadParameter("--since must be on or before --until", param_hint="--since")
+    state = Store(config.resolve(config.helpdesk.state_file)).load()
+    result = figures.compute_report(
+        state.tickets.values(), tz, start, end, datetime.now(UTC), calendar=calendar(config)
+    )
+    if output_format == "json":
+        click.echo(json.dumps(figures.to_json(result), indent=2, ensure_ascii=False))
+    elif output_format == "csv":
+        click.echo(figures.to_csv(result), nl=False)
+    else:
+        click.echo(figures.format_table(result), nl=False)
+    if html_file is not None:
+        try:
+            html_file.write_text(figures.to_html(result, f"{config.helpdesk.name} report"), encoding="utf-8")
+        except OSError as exc:
+            raise click.FileError(str(html_file), exc.strerror or str(exc)) from None
+        click.echo(f"HTML report written to {html_file}", err=True)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

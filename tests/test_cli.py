@@ -109,7 +109,7 @@ def test_demo_shows_tickets_acknowledgements_and_what_it_ignored(tmp_path):
     assert "HD-1" in out and "urgent" in out
     assert "acknowledgement" in out
     assert "Left unanswered on purpose" in out
-    for reason in ("Auto-Submitted", "mailing list", "delivery report"):
+    for reason in ("Auto-Submitted", "mailing list", "delivery report (bounce)"):
         assert reason in out
     config = tmp_path / "demo" / "mailhelpdesk.toml"
     listed = json.loads(run("tickets", "--json", "--config", str(config)).output)

@@ -64,8 +64,10 @@ def run_demo(directory: Path | None, echo: Callable[[str], None], now: datetime 
     for ref in sorted((mailbox.path / "Sent").glob("*.eml")):
         msg = message_from_bytes(ref.read_bytes(), policy=default_policy)
         if msg.get("X-Mailhelpdesk-Kind"):
-            echo(f"  {msg['X-Mailhelpdesk-Kind']:15} to {msg['To']}: {msg['Subject']}")
-    ack = next((r for r in sent if r.kind == "acknowledgement"), None)
+            echo(f"  {msg['X-Mailhelpdesk-Kind']:15} to {msg['To']}: {' '.join(str(msg['Subject']).split())}")
+    acked = [state.tickets[r.ticket] for r in sent if r.kind == "acknowledgement"]
+    first = min(acked, key=lambda t: (t.priority.rank, t.number), default=None)
+    ack = next((r for r in sent if r.kind == "acknowledgement" and first and r.ticket == first.key), None)
     if ack:
         for ref in sorted((mailbox.path / "Sent").glob("*.eml")):
             msg = message_from_bytes(ref.read_bytes(), policy=default_policy)
@@ -76,9 +78,13 @@ def run_demo(directory: Path | None, echo: Callable[[str], None], now: datetime 
     echo(f"\nLeft unanswered on purpose ({len(state.ignored)}):")
     for item in sorted(state.ignored.values(), key=lambda i: i.at):
         echo(f"  {item.sender or '?':28} {item.subject[:44]:44} -> {item.reason}")
+    for ticket in sorted(state.tickets.values(), key=lambda t: t.number):
+        for entry in ticket.history:
+            if entry.what == "automatic mail attached":
+                echo(f"  {'(attached to ' + ticket.key + ')':28} {'robot reply in the conversation':44} -> {entry.detail}")
     second = helpdesk.run_pass()
-    echo(f"\nA second pass finds {second.messages} new message(s) of its own and sends nothing new "
-         f"({sum(1 for line in second.done if line.startswith('send'))} sent).")
+    sent_again = sum(1 for line in second.done if line.startswith("send"))
+    echo(f"\nA second pass sees only the {second.messages} copies of what it sent, and sends {sent_again} message(s).")
     echo(
         "\nLabels per message are in labels.json; try `mailhelpdesk tickets --config "
         f"{config_path}` or `mailhelpdesk tickets HD-1 --config {config_path}`."

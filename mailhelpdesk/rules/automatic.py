@@ -20,11 +20,11 @@ AUTO_SUBJECT = re.compile(
 
 def automatic_reason(header: Callable[[str], str], sender: str, content_type: str) -> str:
     """Why this mail must not open a ticket or get an answer, or "" when a person wrote it."""
+    if content_type == "multipart/report":
+        return "delivery report (bounce)"
     auto_submitted = header("Auto-Submitted").strip().lower()
     if auto_submitted and not auto_submitted.startswith("no"):
         return f"automatic (Auto-Submitted: {auto_submitted})"
-    if content_type == "multipart/report":
-        return "delivery report"
     if header("Return-Path").strip() == "<>":
         return "bounce (empty return path)"
     local = sender.split("@", 1)[0]

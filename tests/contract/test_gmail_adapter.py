@@ -89,7 +89,9 @@ def test_an_expired_history_id_recovers_without_duplicates_or_second_sends(fake,
     later = backend.helpdesk(lambda: NOW + timedelta(minutes=5))
     later.run_pass()
     assert len(later.state.tickets) == len(tickets) + 1
-    assert len(fake.sent) == sent + 2  # only the new ticket's acknowledgement and notice
+    kinds = sorted(raw.split(b"X-Mailhelpdesk-Kind: ")[1].split(b"\n")[0].strip().decode() for _, raw in fake.sent[sent:])
+    # the new ticket's acknowledgement and assignee notice, and the resolved ticket's notice; nothing twice
+    assert kinds == ["acknowledgement", "assignment", "resolution"]
     urgent = next(t for t in later.state.tickets.values() if t.priority.value == "urgent")
     assert urgent.status.value == "resolved"
     fake.reset_counters()
