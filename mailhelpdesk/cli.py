@@ -123,6 +123,18 @@ def run(config_path: Path, once: bool, dry_run: bool, verbose: int, log_format: 
 
 @main.command()
 @CONFIG_OPTION
+@click.option("--print", "mode", flag_value="print", default=True, help="Show the digests (default).")
+@click.option("--send", "mode", flag_value="send", help="Send them now (each at most once a day).")
+@friendly
+def digest(config_path: Path, mode: str) -> None:
+    """The daily digests, on demand (so system cron can drive them too)."""
+    from .commands import run_digest
+
+    run_digest(config_path, send=mode == "send", echo=click.echo)
+
+
+@main.command()
+@CONFIG_OPTION
 @click.argument("key", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--status", "statuses", multiple=True, help="Only these statuses (repeatable).")

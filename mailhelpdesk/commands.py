@@ -161,3 +161,35 @@ def show_ticket(t: Ticket, tz) -> str:
 
 
 __all__ = ["check_setup", "run_daemon", "list_tickets", "ticket_json", "Priority"]
+
+
+def run_digest(config_path: Path, send: bool, echo: Callable[[str], None]) -> None:
+    """`mailhelpdesk digest`: the digests as they would go out now; with send, send them (once a day each)."""
+    from .daemon import Helpdesk, InstanceLock
+    from .digest import build_digests
+    from .effects import Effects
+
+    config = load_config(config_path)
+    now = datetime.now(UTC)
+    if not send:
+        from .engine import Engine
+        from .store import Store
+
+        state = Store(config.resolve(config.helpdesk.state_file)).load()
+        mails = build_digests(Engine(config), state, now)
+        for mail in mails:
+            echo(f"To: {mail.to}\nSubject: {mail.subject}\n\n{mail.body}\n{'-' * 72}")
+        if not mails:
+            echo("no digest to send: nobody has open tickets and no lead is configured ([sla] escalate_to)")
+        return
+    with InstanceLock(config.resolve(config.helpdesk.state_file)):
+        helpdesk = Helpdesk(config)
+        try:
+            helpdesk.mailbox.connect()
+            mails = build_digests(helpdesk.engine, helpdesk.state, now)
+            done = Effects(config, helpdesk.mailbox, helpdesk.save).apply(helpdesk.state, list(mails), now)
+            helpdesk.save()
+        finally:
+            helpdesk.close()
+    for mail in mails:
+        echo(("sent" if any(mail.to in line for line in done) else "already sent today") + f": {mail.kind} to {mail.to}")

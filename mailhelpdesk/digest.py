@@ -45,7 +45,7 @@ def overdue(ticket: Ticket, now: datetime) -> bool:
 
 
 def work_order(ticket: Ticket, now: datetime) -> tuple:
-    return (not overdue(ticket, now), ticket.priority.rank, ticket.due_at or ticket.created_at)
+    return (not overdue(ticket, now), ticket.status != Status.OPEN, ticket.priority.rank, ticket.due_at or ticket.created_at)
 
 
 def build_digests(engine: "Engine", state: State, now: datetime) -> list[SendMail]:
