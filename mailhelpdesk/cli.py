@@ -135,6 +135,17 @@ def digest(config_path: Path, mode: str) -> None:
 
 @main.command()
 @CONFIG_OPTION
+@click.option("--force", is_flag=True, help="Rebuild even though the state file is readable.")
+@friendly
+def rebuild(config_path: Path, force: bool) -> None:
+    """Recover the state (tickets, statuses, assignees, sent log) from the mailbox."""
+    from .commands import run_rebuild
+
+    run_rebuild(config_path, force, click.echo)
+
+
+@main.command()
+@CONFIG_OPTION
 @click.argument("key", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--status", "statuses", multiple=True, help="Only these statuses (repeatable).")

@@ -193,3 +193,37 @@ def run_digest(config_path: Path, send: bool, echo: Callable[[str], None]) -> No
             helpdesk.close()
     for mail in mails:
         echo(("sent" if any(mail.to in line for line in done) else "already sent today") + f": {mail.kind} to {mail.to}")
+
+
+def run_rebuild(config_path: Path, force: bool, echo: Callable[[str], None]) -> None:
+    """`mailhelpdesk rebuild`: recover the state from the mailbox (the old file, if any, is kept as .bak)."""
+    from .daemon import Helpdesk, InstanceLock
+    from .errors import MailHelpdeskError, StoreError
+    from .mailbox import open_mailbox
+    from .rebuild import rebuild_state
+    from .store import Store
+
+    config = load_config(config_path)
+    path = config.resolve(config.helpdesk.state_file)
+    with InstanceLock(path):
+        if path.exists():
+            try:
+                Store(path).load()
+                readable = True
+            except StoreError:
+                readable = False
+            if readable and not force:
+                raise MailHelpdeskError(f"{path} is readable; use --force to rebuild it anyway (it is kept as {path.name}.bak)")
+            path.replace(path.with_name(path.name + ".bak"))
+            echo(f"kept the old state as {path.name}.bak")
+        helpdesk = Helpdesk(config, open_mailbox(config))
+        try:
+            state = rebuild_state(helpdesk, datetime.now(UTC))
+        finally:
+            helpdesk.close()
+        Store(path).save(state)
+    statuses: dict[str, int] = {}
+    for ticket in state.tickets.values():
+        statuses[ticket.status.value] = statuses.get(ticket.status.value, 0) + 1
+    echo(f"rebuilt {len(state.tickets)} ticket(s) ({', '.join(f'{n} {s}' for s, n in sorted(statuses.items())) or 'none'}), "
+         f"{len(state.sent)} sent message(s) on record, {len(state.ignored)} ignored; saved to {path}")

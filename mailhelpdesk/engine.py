@@ -25,8 +25,9 @@ IGNORED_PREFIX = "ignored:"
 class Engine:
     """Decides what the helpdesk does. Built once per config; every method is pure."""
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, known_keys: dict[str, str] | None = None):
         self.config = config
+        self.known_keys = known_keys or {}  # rebuild: Message-ID of a request -> the key it had
         self.labels: LabelScheme = scheme_for(config)
         self.calendar = calendar(config)
         self.support = config.support_address
@@ -242,7 +243,10 @@ class Engine:
         plan = Plan()
         when = min(incoming.when or now, now)
         number = state.next_number
-        key = f"{self.config.helpdesk.ticket_prefix}-{number}"
+        key = self.known_keys.get(facts.message_id) or f"{self.config.helpdesk.ticket_prefix}-{number}"
+        if key in state.tickets:
+            key = f"{self.config.helpdesk.ticket_prefix}-{number}"
+        number = int(key.rsplit("-", 1)[1])
         priority, reason = priority_for(facts, self.config)
         assignee, rr_index = choose_assignee(state, self.config, when)
         fresh = now - when <= timedelta(hours=self.config.autoreply.max_age_hours)
@@ -269,7 +273,7 @@ class Engine:
         if assignee:
             ticket = ticket.log(when, "assigned", f"{assignee} ({self.config.assignment.strategy})")
         plan.put(ticket)
-        plan.next_number = number + 1
+        plan.next_number = max(number + 1, state.next_number)
         plan.rr_index = rr_index
         plan.index[facts.message_id] = key
         plan.index[ref_key(incoming.ref)] = key

@@ -49,6 +49,7 @@ class MessageFacts:
     importance: Priority | None = None
     body: str = ""
     ours: str = ""
+    our_kind: str = ""
     auth_results: str = ""
     has_attachments: bool = False
     defects: tuple[str, ...] = ()

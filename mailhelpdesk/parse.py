@@ -68,6 +68,7 @@ def parse_message(raw: bytes, ticket_prefix: str = "HD") -> MessageFacts:
         importance=_importance(header),
         body=_body_text(msg)[:BODY_LIMIT],
         ours=header("X-Mailhelpdesk-Ticket"),
+        our_kind=header("X-Mailhelpdesk-Kind"),
         auth_results=" ; ".join(_all(msg, "Authentication-Results")),
         has_attachments=any(True for _ in _attachments(msg)),
         defects=tuple(defects),
