@@ -146,6 +146,16 @@ def rebuild(config_path: Path, force: bool) -> None:
 
 @main.command()
 @CONFIG_OPTION
+@friendly
+def status(config_path: Path) -> None:
+    """Health: the last successful pass, the backlog, quarantined mail, the last error (exit 1 when stale)."""
+    from .commands import show_status
+
+    sys.exit(show_status(config_path, click.echo))
+
+
+@main.command()
+@CONFIG_OPTION
 @click.argument("key", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--status", "statuses", multiple=True, help="Only these statuses (repeatable).")

@@ -65,6 +65,9 @@ def run_daemon(config_path: Path, once: bool, dry_run: bool, echo: Callable[[str
             report = helpdesk.run_pass(dry_run=dry_run)
         finally:
             helpdesk.close()
+    from .daemon import Health
+
+    Health(config.resolve(config.helpdesk.state_file)).write(last_success=datetime.now(UTC).isoformat()) if not dry_run else None
     if dry_run:
         echo(f"dry run: {report.messages} new message(s), {report.label_changes} label change(s); nothing was changed")
         for note in report.notes:
@@ -227,3 +230,35 @@ def run_rebuild(config_path: Path, force: bool, echo: Callable[[str], None]) -> 
         statuses[ticket.status.value] = statuses.get(ticket.status.value, 0) + 1
     echo(f"rebuilt {len(state.tickets)} ticket(s) ({', '.join(f'{n} {s}' for s, n in sorted(statuses.items())) or 'none'}), "
          f"{len(state.sent)} sent message(s) on record, {len(state.ignored)} ignored; saved to {path}")
+
+
+def show_status(config_path: Path, echo: Callable[[str], None]) -> int:
+    """`mailhelpdesk status`: health for humans and for monitoring (exit 1 when stale)."""
+    from .daemon import Health
+    from .digest import overdue
+    from .store import Store
+
+    config = load_config(config_path)
+    path = config.resolve(config.helpdesk.state_file)
+    health = Health(path).read()
+    now = datetime.now(UTC)
+    last = datetime.fromisoformat(health["last_success"]) if health.get("last_success") else None
+    if last:
+        echo(f"last successful pass: {last.astimezone(config.helpdesk.tz):%Y-%m-%d %H:%M:%S %Z} "
+             f"({int((now - last).total_seconds() // 60)} min ago)")
+    else:
+        echo("last successful pass: never")
+    state = Store(path).load()
+    active = [t for t in state.tickets.values() if t.status.value == "open"]
+    echo(f"open tickets: {len(active)} ({sum(overdue(t, now) for t in active)} overdue, "
+         f"{sum(1 for t in active if not t.assignee)} unassigned); "
+         f"pending: {sum(1 for t in state.tickets.values() if t.status.value == 'pending')}")
+    echo(f"quarantined messages: {len(state.quarantine)}")
+    for ref, reason in list(state.quarantine.items())[:20]:
+        echo(f"  {ref}: {reason}")
+    if health.get("last_error"):
+        echo(f"last error: {health['last_error']} (at {health.get('last_error_at', '?')})")
+    stale = last is None or (now - last).total_seconds() > config.mailbox.stale_after
+    if stale:
+        echo(f"STALE: no successful pass within {config.mailbox.stale_after} s")
+    return 1 if stale else 0

@@ -44,6 +44,7 @@ class HelpdeskConfig:
 class MailboxConfig:
     backend: Literal["imap", "gmail", "local"] = "imap"
     poll_interval: int = 60
+    stale_after: int = 900
 
 
 @dataclass(frozen=True)

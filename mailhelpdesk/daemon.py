@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import signal
@@ -116,6 +117,26 @@ class Helpdesk:
         self.mailbox.close()
 
 
+class Health:
+    """A tiny file beside the state: when the last pass succeeded, and the last error (for `status`)."""
+
+    def __init__(self, state_file: Path):
+        self.path = state_file.with_name(state_file.name + ".health")
+
+    def read(self) -> dict:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def write(self, **changes: object) -> None:
+        data = self.read()
+        data.update(changes, pid=os.getpid())
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(data, default=str))
+        os.replace(tmp, self.path)
+
+
 class InstanceLock:
     """One daemon per state file: a second one stops with a clear message."""
 
@@ -156,19 +177,28 @@ def serve(helpdesk: Helpdesk, on_report: Callable[[PassReport], None], stop: thr
         signal.signal(signal.SIGINT, request_stop)
     backoff = 1.0
     interval = helpdesk.config.mailbox.poll_interval
+    health = Health(helpdesk.store.path)
+    last_success = helpdesk.clock()
     while not stop.is_set():
         try:
-            on_report(helpdesk.run_pass())
+            report = helpdesk.run_pass()
+            last_success = helpdesk.clock()
+            health.write(last_success=last_success.isoformat(), last_messages=report.messages)
+            on_report(report)
             backoff = 1.0
             if not stop.is_set():
                 helpdesk.mailbox.wait(interval)
         except MailboxError as exc:
+            health.write(last_error=str(exc), last_error_at=helpdesk.clock().isoformat())
+            _complain_if_stale(helpdesk, last_success)
             log.error("%s; reconnecting in %.0f s", exc, backoff)
             helpdesk.mailbox.close()
             helpdesk._prepared = False
             stop.wait(backoff)
             backoff = min(backoff * 2, 300)
         except Exception as exc:  # a dropped connection or a bug in one pass: log it, wait, go on
+            health.write(last_error=f"{type(exc).__name__}: {exc}", last_error_at=helpdesk.clock().isoformat())
+            _complain_if_stale(helpdesk, last_success)
             log.error("pass failed (%s: %s); retrying in %.0f s", type(exc).__name__, exc, backoff)
             log.debug("%s", traceback.format_exc())
             helpdesk.mailbox.close()
@@ -176,3 +206,9 @@ def serve(helpdesk: Helpdesk, on_report: Callable[[PassReport], None], stop: thr
             stop.wait(backoff)
             backoff = min(backoff * 2, 300)
     helpdesk.close()
+
+
+def _complain_if_stale(helpdesk: Helpdesk, last_success: datetime) -> None:
+    quiet = helpdesk.clock() - last_success
+    if quiet.total_seconds() > helpdesk.config.mailbox.stale_after:
+        log.critical("no successful pass for %d min: mail is not being processed", quiet.total_seconds() // 60)

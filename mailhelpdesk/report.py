@@ -436,8 +436,9 @@ svg .value { fill: #1f2933; }
 rect.bar { fill: #2f6fb3; }
 table { border-collapse: collapse; font-size: .85rem; margin-bottom: 1rem; }
 th, td { padding: .25rem .6rem; border-bottom: 1px solid #e4e7eb; text-align: right; white-space: nowrap; }
-th:first-child, td:first-child, th.dim, td.dim { text-align: left; }
+th.dim, td.dim { text-align: left; }
 thead th { background: #f5f7fa; }
+.wide { overflow-x: auto; }
 """
 
 
@@ -451,7 +452,7 @@ def _bar_chart(label: str, bars: list[tuple[str, float | None]], unit: str) -> s
     plot_w, plot_h = width - left - 12, height - top - bottom
     peak = max((v for _, v in bars if v is not None), default=0) or 1
     step = plot_w / max(len(bars), 1)
-    bar_w = max(step * 0.7, 1)
+    bar_w = min(max(step * 0.7, 1), 90)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{_e(label)}" '
         f'viewBox="0 0 {width} {height}" width="{width}" height="{height}">',
@@ -547,9 +548,11 @@ def to_html(report: Report, title: str = "Helpdesk report") -> str:
         *(f"<figure><figcaption>{_e(label)}</figcaption>{_bar_chart(label, bars, unit)}</figure>"
           for label, bars, unit in charts),
         "<h2>Summary</h2>",
-        "<table><thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in headers) + "</tr></thead><tbody>",
+        '<div class="wide"><table><thead><tr>'
+        + "".join(f'<th{" class=dim" if i < 2 else ""}>{_e(h)}</th>' for i, h in enumerate(headers))
+        + "</tr></thead><tbody>",
         *rows,
-        "</tbody></table>",
+        "</tbody></table></div>",
         "</body></html>",
     ]
     return "\n".join(page) + "\n"

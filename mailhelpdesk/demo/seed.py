@@ -116,7 +116,7 @@ def demo_messages(now: datetime) -> list[tuple[str, bytes]]:
     out.append((t_ooo, "INBOX", _message([
         "From: Priya Nair <priya@nairdesign.example>", f"To: {SUPPORT}",
         "Subject: Automatic reply: Re: Change delivery day for my subscription", f"Date: {_date(t_ooo)}",
-        "Message-ID: <ooo.20261124.demo0003@nairdesign.example>", f"In-Reply-To: {reply_id}",
+        "Message-ID: <ooo.demo0003@nairdesign.example>", f"In-Reply-To: {reply_id}",
         f"References: {priya_id}\r\n {reply_id}", "Auto-Submitted: auto-replied", "X-Auto-Response-Suppress: All"],
         "I'm at a design fair until Friday with limited access to email. I'll reply when I'm back.\n\nPriya",
         trace=("priya@nairdesign.example", t_ooo))))
@@ -126,7 +126,7 @@ def demo_messages(now: datetime) -> list[tuple[str, bytes]]:
     out.append((t_news, "INBOX", _message([
         "From: Green Bean Importers <newsletter@greenbean-imports.example>", f"To: {SUPPORT}",
         "Subject: Harvest update: first Ethiopian lots arriving", f"Date: {_date(t_news)}",
-        "Message-ID: <nl.2026w48.demo0004@mailer.greenbean-imports.example>",
+        "Message-ID: <nl.demo0004@mailer.greenbean-imports.example>",
         "List-Id: Green Bean Importers News <news.greenbean-imports.example>",
         "List-Unsubscribe: <mailto:unsubscribe@mailer.greenbean-imports.example?subject=unsubscribe>,\r\n "
         "<https://mailer.greenbean-imports.example/u/demo>",
@@ -157,7 +157,7 @@ def demo_messages(now: datetime) -> list[tuple[str, bytes]]:
                f"Received: by mx.demo.example (Postfix); {_date(t_bounce, timezone.utc)}",
                "From: MAILER-DAEMON@mx.demo.example (Mail Delivery System)", f"To: {SUPPORT}",
                "Subject: Undelivered Mail Returned to Sender", f"Date: {_date(t_bounce)}",
-               "Message-ID: <20261124.bounce.demo0006@mx.demo.example>", "Auto-Submitted: auto-replied",
+               "Message-ID: <bounce.demo0006@mx.demo.example>", "Auto-Submitted: auto-replied",
                "MIME-Version: 1.0",
                f'Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary="{boundary}"']
     out.append((t_bounce, "INBOX", (_CRLF.join(headers) + _CRLF + _CRLF + report).encode("ascii")))
@@ -168,7 +168,7 @@ def demo_messages(now: datetime) -> list[tuple[str, bytes]]:
     out.append((t_ru, "INBOX", _message([
         f"From: {_ew(ru_name, 'koi8-r')} <olga.k@pochta.example>", f"To: {SUPPORT}",
         f"Subject: {_ew('Не приходит письмо с подтверждением', 'koi8-r')}", f"Date: {_date(t_ru, timezone(timedelta(hours=3)))}",
-        "Message-ID: <20261124103412.demo0007@pochta.example>", "User-Agent: Mutt/2.2.12"],
+        "Message-ID: <demo0007@pochta.example>", "User-Agent: Mutt/2.2.12"],
         "Здравствуйте!\n\nЯ зарегистрировалась на вашем сайте вчера вечером, но письмо с подтверждением так и не "
         "пришло (папку \"Спам\" проверила). Без подтверждения не могу оформить заказ.\n\nАдрес: "
         "olga.k@pochta.example\n\nС уважением,\nОльга Кузнецова",
