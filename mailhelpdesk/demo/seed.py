@@ -153,7 +153,7 @@ def demo_messages(now: datetime) -> list[tuple[str, bytes]]:
         f"From: {SUPPORT_NAME} <{SUPPORT}>", f"To: {bad}", "Subject: [HD-7] We have received your request",
         f"Date: {_date(t_bounce - timedelta(seconds=4))}", "Message-ID: <ack.hd7.demo0005@demo.example>",
         "Auto-Submitted: auto-replied", "", f"--{boundary}--", ""])
-    headers = [f"Return-Path: <>", f"Delivered-To: {SUPPORT}",
+    headers = ["Return-Path: <>", f"Delivered-To: {SUPPORT}",
                f"Received: by mx.demo.example (Postfix); {_date(t_bounce, timezone.utc)}",
                "From: MAILER-DAEMON@mx.demo.example (Mail Delivery System)", f"To: {SUPPORT}",
                "Subject: Undelivered Mail Returned to Sender", f"Date: {_date(t_bounce)}",
@@ -167,7 +167,8 @@ def demo_messages(now: datetime) -> list[tuple[str, bytes]]:
     ru_name = "Ольга Кузнецова"
     out.append((t_ru, "INBOX", _message([
         f"From: {_ew(ru_name, 'koi8-r')} <olga.k@pochta.example>", f"To: {SUPPORT}",
-        f"Subject: {_ew('Не приходит письмо с подтверждением', 'koi8-r')}", f"Date: {_date(t_ru, timezone(timedelta(hours=3)))}",
+        f"Subject: {_ew('Не приходит письмо с подтверждением', 'koi8-r')}",
+        f"Date: {_date(t_ru, timezone(timedelta(hours=3)))}",
         "Message-ID: <demo0007@pochta.example>", "User-Agent: Mutt/2.2.12"],
         "Здравствуйте!\n\nЯ зарегистрировалась на вашем сайте вчера вечером, но письмо с подтверждением так и не "
         "пришло (папку \"Спам\" проверила). Без подтверждения не могу оформить заказ.\n\nАдрес: "
