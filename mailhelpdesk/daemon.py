@@ -97,6 +97,8 @@ class Helpdesk:
         actions += plan.actions
         report.notes += plan.notes
         report.planned = [describe(a) for a in [*coalesce_labels(actions), *(a for a in actions if isinstance(a, SendMail))]]
+        report.planned += [f"{describe(r.mail)} (left over from an interrupted pass)"
+                           for r in state.sent.values() if not r.done and r.mail is not None]
         if dry_run:
             self.state = self.store.load()  # forget what this pass decided
             return report

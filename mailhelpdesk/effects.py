@@ -54,30 +54,37 @@ class Effects:
         self.checkpoint = checkpoint  # saves the state: called before each send (the intent record)
 
     def apply(self, state: State, actions: list[Action], now: datetime) -> list[str]:
-        """Labels first (so no saved state claims labels that are not there), then sends, each exactly once."""
+        """Labels first (so no saved state claims labels that are not there); then every send is written to
+        the outbox and saved before the first one leaves; then the outbox is sent, each message exactly once."""
         done = []
         for action in coalesce_labels(actions):
             self.mailbox.set_labels(action.refs, action.add, action.remove)
             done.append(describe(action))
-        for action in actions:
-            if isinstance(action, SendMail):
-                try:
-                    if self._send(state, action, now):
-                        done.append(describe(action))
-                except MailHelpdeskError as exc:
-                    log.error("%s: %s (will retry next pass)", action.key, exc)
+        fresh = set()
+        for mail in (a for a in actions if isinstance(a, SendMail)):
+            if mail.message_id not in state.sent:
+                state.sent[mail.message_id] = SentRecord(mail.key, mail.message_id, mail.to, mail.kind, mail.ticket, now, mail=mail)
+                fresh.add(mail.message_id)
+        if fresh:
+            self.checkpoint()  # the intents are on disk before any mail leaves
+        for record in [r for r in state.sent.values() if not r.done and r.mail is not None]:
+            mail = record.mail
+            try:
+                if self._send(state, record, now, maybe_sent=record.message_id not in fresh):
+                    done.append(describe(mail))
+            except MailHelpdeskError as exc:
+                log.error("%s: %s (will retry next pass)", record.key, exc)
         return done
 
-    def _send(self, state: State, mail: SendMail, now: datetime) -> bool:
-        record = state.sent.get(mail.message_id)
-        if record is not None and record.done:
-            return False
-        if record is not None and self.mailbox.already_sent(mail.message_id):
+    def _send(self, state: State, record: SentRecord, now: datetime, maybe_sent: bool) -> bool:
+        """Send one outbox message. An intent left by a crash is first looked for in the sent folder: the copy
+        is stored before the message is committed to the SMTP server, so a copy there means it went out."""
+        mail = record.mail
+        assert mail is not None
+        if maybe_sent and self.mailbox.already_sent(mail.message_id):
             self._record_done(state, record, "")
+            log.info("%s for %s was sent before a restart; not sending again", mail.kind, mail.ticket or "-")
             return False
-        record = SentRecord(mail.key, mail.message_id, mail.to, mail.kind, mail.ticket, now)
-        state.sent[mail.message_id] = record
-        self.checkpoint()  # the intent is on disk before the mail leaves
         ticket = state.tickets.get(mail.ticket)
         labels = frozenset(ticket.labels_applied) if ticket else frozenset()
         message = compose(mail, self.config, now)
@@ -90,6 +97,7 @@ class Effects:
 
     def _record_done(self, state: State, record: SentRecord, ref: str) -> None:
         record.done = True
+        record.mail = None
         ticket = state.tickets.get(record.ticket)
         if ticket is None:
             return

@@ -228,6 +228,7 @@ class SentRecord:
     ticket: str
     at: datetime
     done: bool = False
+    mail: SendMail | None = None  # the message itself until it is sent (the outbox), then dropped
 
 
 @dataclass

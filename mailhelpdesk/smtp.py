@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import email.policy
 import smtplib
 import socket
 import ssl
 from email.message import EmailMessage
+from email.utils import getaddresses
+from typing import Callable, TypeVar
 
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from .config import SmtpConfig
 from .errors import AuthError, SendError
+
+T = TypeVar("T")
 
 
 def _transient(exc: BaseException) -> bool:
@@ -48,23 +53,60 @@ class SmtpSender:
         return smtp
 
     @retry(retry=retry_if_exception(_transient), stop=stop_after_attempt(4), wait=wait_exponential(0.5, max=8), reraise=True)
-    def _send_once(self, message: EmailMessage) -> None:
+    def _open(self, message: EmailMessage) -> smtplib.SMTP:
+        """Connect and hand over everything but the final dot, so the commit is one tiny write."""
         smtp = self._connect()
         try:
-            smtp.send_message(message)
-        finally:
-            try:
-                smtp.quit()
-            except smtplib.SMTPException:
-                smtp.close()
+            data = message.as_bytes(policy=email.policy.SMTP)
+            sender = getaddresses([str(message["From"])])[0][1]
+            recipients = [addr for _, addr in getaddresses([str(v) for v in message.get_all("To", []) + message.get_all("Cc", [])])]
+            smtp.ehlo_or_helo_if_needed()
+            code, reply = smtp.mail(sender)
+            if code != 250:
+                raise smtplib.SMTPSenderRefused(code, reply, sender)
+            refused = {}
+            for rcpt in recipients:
+                code, reply = smtp.rcpt(rcpt)
+                if code not in (250, 251):
+                    refused[rcpt] = (code, reply)
+            if refused:
+                raise smtplib.SMTPRecipientsRefused(refused)
+            code, reply = smtp.docmd("data")
+            if code != 354:
+                raise smtplib.SMTPDataError(code, reply)
+            body = smtplib._quote_periods(data)  # dot-stuffing, as smtplib's own data() does
+            if not body.endswith(b"\r\n"):
+                body += b"\r\n"
+            smtp.send(body)
+            return smtp
+        except BaseException:
+            smtp.close()
+            raise
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: EmailMessage, before_commit: Callable[[], T] = lambda: None) -> T:
+        """Send `message`. `before_commit` runs when the server holds the whole message but has not yet
+        accepted it (the final dot): storing the sent copy there leaves no window in which a crash could
+        make us send twice, only a few microseconds in which one could lose a message."""
         try:
-            self._send_once(message)
+            smtp = self._open(message)
         except (SendError, AuthError):
             raise
         except (smtplib.SMTPException, OSError) as exc:
             raise SendError(f"could not send {message['Message-ID']} via {self.config.host}: {exc}") from exc
+        try:
+            result = before_commit()
+            smtp.send(b".\r\n")
+            code, reply = smtp.getreply()
+            if code != 250:
+                raise SendError(f"{self.config.host} refused {message['Message-ID']}: {code} {reply!r}")
+        except (smtplib.SMTPException, OSError) as exc:
+            raise SendError(f"could not send {message['Message-ID']} via {self.config.host}: {exc}") from exc
+        finally:
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                smtp.close()
+        return result
 
     def check(self) -> str:
         smtp = self._connect()

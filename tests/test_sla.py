@@ -472,9 +472,9 @@ def test_describe_due_russian_weekdays(day, words):
     assert describe_due(at(MOSCOW, 2026, 1, day, 10), now, MOSCOW, "ru") == f"{words} до 10:00 MSK"
 
 
-@pytest.mark.parametrize("month, genitive", enumerate(
+@pytest.mark.parametrize("month, genitive", list(enumerate(
     ["января", "февраля", "марта", "апреля", "мая", "июня", "июля", "августа", "сентября", "октября", "ноября",
-     "декабря"], start=1))
+     "декабря"], start=1)))
 def test_describe_due_russian_months(month, genitive):
     due = at(MOSCOW, 2026, month, 2, 10)
     assert describe_due(due, due - timedelta(days=30), MOSCOW, "ru") == f"2 {genitive} до 10:00 MSK"

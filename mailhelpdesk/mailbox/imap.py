@@ -15,7 +15,7 @@ import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from ..config import Config
-from ..errors import AuthError, CapabilityError, MailboxError
+from ..errors import AuthError, CapabilityError, MailboxError, SendError
 from ..smtp import SmtpSender
 from .base import Changes, RawMessage
 
@@ -50,6 +50,7 @@ class ImapMailbox:
         self.sender = sender or SmtpSender(config.smtp)
         self.names: dict[str, str] = {}  # keyword -> label name, for labels whose keyword differs
         self.appended: set[str] = set()  # refs of our own sent copies: known already, not fetched again
+        self._unsent: set[str] = set()  # copies stored for a send the SMTP server then refused
 
     # --- connection ---------------------------------------------------------------------------
 
@@ -259,9 +260,20 @@ class ImapMailbox:
                 client.add_flags(uids, sorted(map(keyword, add)), silent=True)
 
     def send(self, message: EmailMessage, labels: frozenset[str], thread_id: str = "") -> str:
-        self.sender.send(message)
         if not (self.save_sent and self.sent_folder):
+            self.sender.send(message)
             return ""
+        try:
+            ref = self.sender.send(message, before_commit=lambda: self._store_copy(message, labels))
+        except SendError:
+            self._unsent.add(str(message["Message-ID"]))
+            raise
+        if self.gmail and labels and ref:
+            self.set_labels([ref], labels, frozenset())
+        return ref
+
+    def _store_copy(self, message: EmailMessage, labels: frozenset[str]) -> str:
+        """The sent copy, labelled, stored just before the SMTP server takes the message."""
         client = self._client()
         flags = [] if self.gmail else sorted(map(keyword, labels))
         response = client.append(self.sent_folder, bytes(message), flags=[b"\\Seen", *flags], msg_time=datetime.now(UTC))
@@ -270,12 +282,10 @@ class ImapMailbox:
             return ""
         ref = make_ref(self.sent_folder, int(found.group(1)), int(found.group(2)))
         self.appended.add(ref)
-        if self.gmail and labels:
-            self.set_labels([ref], labels, frozenset())
         return ref
 
     def already_sent(self, message_id: str) -> bool:
-        if not self.sent_folder:
+        if not self.sent_folder or message_id in self._unsent:
             return False
         client = self._client()
         client.select_folder(self.sent_folder, readonly=True)
