@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 from datetime import datetime, timedelta
 from typing import Callable, Iterable
 
@@ -483,7 +484,8 @@ class Engine:
     def message_id(self, key: str) -> str:
         """Deterministic Message-ID for a send: a retry after a crash produces the same id."""
         digest = hashlib.sha256(f"{key}|{self.support}".encode()).hexdigest()[:16]
-        return f"<mhd.{key.replace(':', '.')}.{digest}@{self.id_domain}>"
+        readable = re.sub(r"[^A-Za-z0-9-]+", ".", key)[:60].strip(".")
+        return f"<mhd.{readable}.{digest}@{self.id_domain}>"
 
     def context_base(self, now: datetime) -> dict:
         return {"helpdesk": self.config.helpdesk, "now": now, "tz": self.config.helpdesk.tz}
