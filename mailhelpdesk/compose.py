@@ -1,34 +1,76 @@
-"""SendMail -> an RFC 5322 message with our headers. Pure; header values never carry customer line breaks."""
+"""SendMail -> an RFC 5322 message with our headers. Pure; header values never carry customer line breaks.
+
+Every header is ours: values that came from mail (the customer's address, subject, Message-IDs) are put on one
+line, and an address we cannot write correctly is refused with a SendError rather than written wrongly."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 
 from .config import Config
+from .errors import SendError
 from .model import SendMail
 from .templates import one_line
+
+ATEXT = r"A-Za-z0-9!#$%&'*+/=?^_`{|}~-"
+MESSAGE_ID = re.compile(rf"<[{ATEXT}]+(?:\.[{ATEXT}]+)*@[{ATEXT}]+(?:\.[{ATEXT}]+)*>")
 
 
 def compose(mail: SendMail, config: Config, now: datetime) -> EmailMessage:
     msg = EmailMessage()
     local, _, domain = config.support_address.partition("@")
     msg["From"] = Address(one_line(config.helpdesk.name), local, domain)
-    msg["To"] = one_line(mail.to)
-    msg["Subject"] = one_line(mail.subject)
+    msg["To"] = recipient(mail.to)
+    msg["Subject"] = _text(one_line(mail.subject))
     msg["Date"] = format_datetime(now)
-    msg["Message-ID"] = mail.message_id
-    if mail.in_reply_to:
-        msg["In-Reply-To"] = mail.in_reply_to
-    if mail.references:
-        msg["References"] = " ".join(mail.references)
-    msg["Auto-Submitted"] = mail.auto_submitted
+    msg["Message-ID"] = message_id(mail.message_id)
+    in_reply_to = _text(one_line(mail.in_reply_to))
+    if in_reply_to:
+        msg["In-Reply-To"] = in_reply_to
+    references = [_text(one_line(r)) for r in mail.references]
+    if any(references):
+        msg["References"] = " ".join(r for r in references if r)
+    msg["Auto-Submitted"] = one_line(mail.auto_submitted)
     msg["X-Auto-Response-Suppress"] = "All"
-    msg["X-Mailhelpdesk-Ticket"] = mail.ticket
-    msg["X-Mailhelpdesk-Kind"] = mail.kind
-    msg.set_content(mail.body)
+    msg["X-Mailhelpdesk-Ticket"] = one_line(mail.ticket)
+    msg["X-Mailhelpdesk-Kind"] = one_line(mail.kind)
+    msg.set_content(_text(mail.body))
     if mail.html:
-        msg.add_alternative(mail.html, subtype="html")
+        msg.add_alternative(_text(mail.html), subtype="html")
     return msg
+
+
+def recipient(to: str) -> Address:
+    """The one recipient, as an address the SMTP envelope can carry (an IDN domain in its ASCII form)."""
+    text = one_line(to)
+    local, at, domain = text.rpartition("@")
+    if not (at and local and domain) or any(c in text for c in " ,;<>()[]\\\""):
+        raise SendError(f"cannot send to {text!r}: not a single mail address")
+    if not local.isascii():
+        raise SendError(f"cannot send to {text!r}: a non-ASCII mailbox name needs SMTPUTF8, which we do not use")
+    try:
+        domain = domain if domain.isascii() else domain.encode("idna").decode("ascii")
+        return Address(addr_spec=f"{local}@{domain}")
+    except Exception as exc:  # the email package's own check of the address
+        raise SendError(f"cannot send to {text!r}: {exc}") from None
+
+
+def message_id(value: str) -> str:
+    """Our Message-ID, unchanged when it is a valid msg-id; else made one (the email package would otherwise
+    cut it at the first space or fail on a non-ASCII character when the message is written)."""
+    value = one_line(value)
+    if MESSAGE_ID.fullmatch(value):
+        return value
+    left, _, right = value.strip("<>").rpartition("@")
+    left = ".".join(p for p in re.split(r"\.+", re.sub(rf"[^{ATEXT}.]", "_", left)) if p) or "id"
+    right = ".".join(p for p in re.split(r"\.+", re.sub(rf"[^{ATEXT}.]", "_", right)) if p) or "mailhelpdesk"
+    return f"<{left}@{right}>"
+
+
+def _text(value: str) -> str:
+    """No lone surrogates (from undecodable input), which no encoder can write."""
+    return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")

@@ -118,6 +118,15 @@ class Helpdesk:
     def close(self) -> None:
         self.mailbox.close()
 
+    def reset(self) -> None:
+        """After a failed pass: drop the connection and whatever the pass decided but did not save."""
+        try:
+            self.mailbox.close()
+        except Exception:
+            pass
+        self._prepared = False
+        self.state = self.store.load()
+
 
 def in_order(messages: list[Incoming], now: datetime) -> list[Incoming]:
     """The order things happened: by time, but never before a message of the batch that it answers
@@ -213,8 +222,7 @@ def serve(helpdesk: Helpdesk, on_report: Callable[[PassReport], None], stop: thr
             health.write(last_error=str(exc), last_error_at=helpdesk.clock().isoformat())
             _complain_if_stale(helpdesk, last_success)
             log.error("%s; reconnecting in %.0f s", exc, backoff)
-            helpdesk.mailbox.close()
-            helpdesk._prepared = False
+            helpdesk.reset()
             stop.wait(backoff)
             backoff = min(backoff * 2, 300)
         except Exception as exc:  # a dropped connection or a bug in one pass: log it, wait, go on
@@ -222,8 +230,7 @@ def serve(helpdesk: Helpdesk, on_report: Callable[[PassReport], None], stop: thr
             _complain_if_stale(helpdesk, last_success)
             log.error("pass failed (%s: %s); retrying in %.0f s", type(exc).__name__, exc, backoff)
             log.debug("%s", traceback.format_exc())
-            helpdesk.mailbox.close()
-            helpdesk._prepared = False
+            helpdesk.reset()
             stop.wait(backoff)
             backoff = min(backoff * 2, 300)
     helpdesk.close()

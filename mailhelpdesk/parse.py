@@ -1,24 +1,38 @@
-"""RFC 5322 bytes -> MessageFacts. Pure: bytes in, typed values out; never decodes before parsing."""
+"""RFC 5322 bytes -> MessageFacts. Pure: bytes in, typed values out; never decodes before parsing.
+
+Hostile mail is normal mail here: every fact is read on its own and what cannot be read is left empty and noted
+in `defects`, so one bad header or part never costs the rest of the message, and nothing here ever raises."""
 
 from __future__ import annotations
 
 import email
+import email.charset
+import email.header
 import email.policy
 import hashlib
 import html
+import itertools
 import re
 from datetime import UTC, datetime
 from email.message import EmailMessage, Message
 from email.utils import getaddresses, parsedate_to_datetime
+from typing import Callable
 
 from .model import MessageFacts, Priority
 from .rules.automatic import automatic_reason
 
 BODY_LIMIT = 20_000
-MSGID = re.compile(r"<[^<>\s]+>")
-REPLY_PREFIX = re.compile(
-    r"^\s*(?:re|fw|fwd|aw|wg|sv|vs|antw|odp|ynt|r|rif|tr|res|enc|ref|ответ|отв|пересл|回复|回覆|答复|转发|轉寄|返信|転送)"
-    r"\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*",
+HTML_LIMIT = 200_000  # characters of an HTML body converted to text (the result is cut to BODY_LIMIT anyway)
+HEADER_LIMIT = 64 * 1024  # characters of one header value given to the structured parser (quadratic on huge values)
+EARLIEST, LATEST = 1970, 3000  # a Date outside these years is garbage, not a time
+MSGID = re.compile(r"<([^<>]{1,998})>")
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+WHITESPACE = re.compile(r"\s+")
+ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[qQbB]\?[^?\s]*\?=")
+ADDRESS = re.compile(r"[^\s@<>()\[\],;:\"\\\x00-\x1f\x7f]+@[^\s@<>()\[\],;:\"\\\x00-\x1f\x7f]+")
+REPLY_PREFIXES = re.compile(
+    r"^(?:\s*(?:re|fw|fwd|aw|wg|sv|vs|antw|odp|ynt|r|rif|tr|res|enc|ref|ответ|отв|пересл|回复|回覆|答复|转发|轉寄|返信|転送)"
+    r"\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*)+",
     re.IGNORECASE,
 )
 TAG = re.compile(r"\[([A-Za-z][A-Za-z0-9]{0,9})-(\d{1,9})\]")
@@ -26,30 +40,44 @@ TAG = re.compile(r"\[([A-Za-z][A-Za-z0-9]{0,9})-(\d{1,9})\]")
 
 def parse_message(raw: bytes, ticket_prefix: str = "HD") -> MessageFacts:
     """Facts about one message. Never raises on bad mail: what cannot be read is left empty and noted."""
-    msg = email.message_from_bytes(raw, policy=email.policy.default)
-    defects = [type(d).__name__ for d in msg.defects]
+    msg, defects = _message(raw)
+    hints = _charset_hints(msg)
+    first: dict[str, str] = {}
+    for key, value in _raw_items(msg):
+        first.setdefault(key.lower(), value)
+    cache: dict[str, str] = {}
+
+    def raw_header(name: str) -> str:
+        """The value as sent, unfolded, 8-bit bytes decoded: for ids, which need no structured parse."""
+        value = first.get(name.lower())
+        return "" if value is None else _decode_8bit(_unfold(value), hints)
 
     def header(name: str) -> str:
-        try:
-            value = msg.get(name)
-        except Exception as exc:  # a malformed header must not lose the message
-            defects.append(f"{name}: {type(exc).__name__}")
-            value = _raw_header(msg, name)
-        return _clean(str(value)) if value is not None else ""
+        key = name.lower()
+        if key not in cache:
+            value = first.get(key)
+            cache[key] = "" if value is None else _header(msg, name, value, hints, defects)
+        return cache[key]
 
     def addresses(*names: str) -> list[tuple[str, str]]:
         values = [header(n) for n in names]
-        pairs = getaddresses([v for v in values if v])
-        return [(_clean(name), addr.strip().lower()) for name, addr in pairs if "@" in addr]
+        try:
+            pairs = getaddresses([v for v in values if v])
+        except Exception as exc:
+            defects.append(f"{'/'.join(names)}: {type(exc).__name__}")
+            return []
+        return [(one_line(name), addr.strip().lower()) for name, addr in pairs if ADDRESS.fullmatch(addr.strip())]
 
     sender_pairs = addresses("From") or addresses("Sender")
     sender_name, sender = sender_pairs[0] if sender_pairs else (header("From"), "")
     reply_to = addresses("Reply-To")
     subject = " ".join(header("Subject").split())
-    message_id = _first_id(header("Message-ID")) or _synthetic_id(raw)
-    references = tuple(MSGID.findall(header("References")))
-    in_reply_to = tuple(MSGID.findall(header("In-Reply-To")))[:1]
+    message_id = _first_id(raw_header("Message-ID")) or _synthetic_id(raw)
+    references = tuple(_ids(raw_header("References")))
+    in_reply_to = tuple(_ids(raw_header("In-Reply-To")))[:1]
     tag = _ticket_tag(subject, ticket_prefix)
+    content_type = _content_type(msg)
+    report = _guard(lambda: _is_report(msg), False, "report", defects)
     return MessageFacts(
         message_id=message_id,
         subject=subject,
@@ -61,30 +89,155 @@ def parse_message(raw: bytes, ticket_prefix: str = "HD") -> MessageFacts:
         cc=tuple(addr for _, addr in addresses("Cc")),
         in_reply_to=in_reply_to,
         references=references,
-        date=_date(header("Date")),
+        date=_date(header("Date"), defects),
         ticket_tag=tag,
-        automatic=automatic_reason(header, sender, _content_type(msg)),
-        bounce_of=_bounced_ids(msg) if _is_report(msg) else (),
-        importance=_importance(header),
-        body=_body_text(msg)[:BODY_LIMIT],
+        automatic=_guard(lambda: automatic_reason(header, sender, content_type), "", "automatic", defects),
+        bounce_of=_guard(lambda: _bounced_ids(msg), (), "bounce", defects) if report else (),
+        importance=_guard(lambda: _importance(header), None, "importance", defects),
+        body=_guard(lambda: _body_text(msg, hints)[:BODY_LIMIT], "", "body", defects),
         ours=header("X-Mailhelpdesk-Ticket"),
         our_kind=header("X-Mailhelpdesk-Kind"),
-        auth_results=" ; ".join(_all(msg, "Authentication-Results")),
-        has_attachments=any(True for _ in _attachments(msg)),
+        auth_results=" ; ".join(_all(msg, "Authentication-Results", hints)),
+        has_attachments=_guard(lambda: any(True for _ in _attachments(msg)), False, "attachments", defects),
         defects=tuple(defects),
     )
 
 
 def clean_title(subject: str, ticket_prefix: str = "HD") -> str:
-    """The subject without reply/forward prefixes (any language) and without our ticket tag."""
+    """The subject without reply/forward prefixes (any language) and without our ticket tag. Idempotent."""
+    tag = re.compile(rf"\s*\[{re.escape(ticket_prefix)}-\d+\]\s*", re.IGNORECASE)
     title = subject
-    for _ in range(20):
-        stripped = REPLY_PREFIX.sub("", title, count=1)
-        stripped = re.sub(rf"\s*\[{re.escape(ticket_prefix)}-\d+\]\s*", " ", stripped, flags=re.I).strip()
+    while True:  # each round strictly shortens the title, so this ends
+        stripped = tag.sub(" ", REPLY_PREFIXES.sub("", title, count=1)).strip()
         if stripped == title:
             break
         title = stripped
     return title or "(no subject)"
+
+
+def one_line(text: str) -> str:
+    """No line breaks or other control characters: a header value or a name, shown on one line."""
+    return " ".join(CONTROL.sub(" ", text).split())
+
+
+def _message(raw: bytes) -> tuple[EmailMessage, list[str]]:
+    """The parsed message; when the body defeats the parser (absurd nesting), at least its header block."""
+    try:
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        return msg, [type(d).__name__ for d in msg.defects]  # type: ignore[return-value]
+    except Exception as exc:  # RecursionError on a few thousand nested parts; keep what can be read
+        problem = f"body unreadable: {type(exc).__name__}"
+    head = re.split(rb"\r?\n\r?\n", raw, maxsplit=1)[0]
+    try:
+        msg = email.message_from_bytes(head + b"\r\n\r\n", policy=email.policy.default)
+        return msg, [problem, *(type(d).__name__ for d in msg.defects)]  # type: ignore[return-value]
+    except Exception as exc:
+        return EmailMessage(), [problem, f"headers unreadable: {type(exc).__name__}"]
+
+
+def _guard(compute: Callable[[], object], default, what: str, defects: list[str]):
+    try:
+        return compute()
+    except Exception as exc:  # one unreadable fact must not lose the others
+        defects.append(f"{what}: {type(exc).__name__}")
+        return default
+
+
+def _raw_items(msg: Message) -> list[tuple[str, str]]:
+    try:
+        return [(str(k), str(v)) for k, v in msg.raw_items()]
+    except Exception:
+        return []
+
+
+def _unfold(value: str) -> str:
+    return re.sub(r"[\r\n]+", " ", re.sub(r"\r?\n(?=[ \t])", "", value))
+
+
+def _header(msg: Message, name: str, value: str, hints: list[str], defects: list[str]) -> str:
+    """One header: 8-bit bytes decoded, encoded words that hide line breaks defused, then the policy's
+    structured parse (addresses, dates). What the parser refuses is kept as text."""
+    text = _defuse(_decode_8bit(_unfold(value[:HEADER_LIMIT]), hints))
+    try:
+        text = str(msg.policy.header_factory(name, text))  # type: ignore[attr-defined]
+    except Exception as exc:  # a malformed header must not lose the message
+        defects.append(f"{name}: {type(exc).__name__}")
+    return one_line(text)
+
+
+def _decode_8bit(value: str, hints: list[str]) -> str:
+    """Raw 8-bit bytes in a header arrive as surrogate escapes: UTF-8 if they are, else the message's own
+    charset, else a guess among the legacy charsets that send raw bytes (never U+FFFD for every letter)."""
+    if not any("\udc80" <= ch <= "\udcff" for ch in value):
+        return value
+    return _decode_bytes(value.encode("utf-8", "surrogateescape"), hints)
+
+
+def _decode_bytes(data: bytes, hints: list[str]) -> str:
+    for charset in ("utf-8", *hints):
+        try:
+            return data.decode(charset)
+        except Exception:  # unknown charset, not a text codec, or not this charset
+            continue
+    return data.decode(_guess_legacy(data), "replace")
+
+
+def _guess_legacy(data: bytes) -> str:
+    """Cyrillic words are mostly bytes >= 0xC0 (Latin ones with accents mostly ASCII letters); koi8-r puts its
+    small letters where cp1251 has its capitals, and most letters of a text are small."""
+    words = [w for w in re.split(rb"[\x00-\x40\x5b-\x60\x7b-\x7f]+", data) if max(w, default=0) >= 0x80]
+    high = [b for w in words for b in w if b >= 0xC0]
+    latin = sum(1 for w in words for b in w if b < 0x80)
+    if len(high) > latin:
+        small_koi8 = sum(1 for b in high if b < 0xE0)
+        return "koi8-r" if small_koi8 > len(high) / 2 else "cp1251"
+    return "cp1252"
+
+
+def _charset_hints(msg: Message) -> list[str]:
+    """The charsets the message declares for its text: clients that put raw bytes in headers use the same."""
+    found: list[str] = []
+    try:
+        for part in itertools.islice(msg.walk(), 50):
+            charset = part.get_content_charset()
+            if charset and charset not in ("us-ascii", "utf-8", "utf8") and charset not in found:
+                found.append(charset)
+    except Exception:
+        pass
+    return found
+
+
+def _defuse(text: str) -> str:
+    """Encoded words whose text holds line breaks or control characters are re-encoded without them, so a
+    header built from the decoded text can never gain a line (and an address parse does not fail on it)."""
+    if "=?" not in text:
+        return text
+
+    def check(match: re.Match) -> str:
+        word = match.group(0)
+        decoded = _decode_words(word)
+        if decoded is None or not CONTROL.search(decoded):
+            return word
+        return email.charset.Charset("utf-8").header_encode(one_line(decoded))
+
+    return ENCODED_WORD.sub(check, text)
+
+
+def _decode_words(text: str) -> str | None:
+    try:
+        parts = email.header.decode_header(text)
+    except Exception:
+        return None
+    out = []
+    for chunk, charset in parts:
+        if isinstance(chunk, str):
+            out.append(chunk)
+            continue
+        try:
+            out.append(chunk.decode(charset or "ascii"))
+        except Exception:
+            out.append(chunk.decode("utf-8", "replace"))
+    return "".join(out)
 
 
 def _ticket_tag(subject: str, prefix: str) -> str:
@@ -94,12 +247,22 @@ def _ticket_tag(subject: str, prefix: str) -> str:
     return ""
 
 
+def _ids(value: str) -> list[str]:
+    """Message-IDs in a Message-ID, In-Reply-To or References value: one line each, no control characters."""
+    found = []
+    for inner in MSGID.findall(value):
+        inner = " ".join(CONTROL.sub("", inner).split())
+        if inner:
+            found.append(f"<{inner}>")
+    return list(dict.fromkeys(found))
+
+
 def _first_id(value: str) -> str:
-    found = MSGID.search(value)
+    found = _ids(value)
     if found:
-        return found.group(0)
-    value = value.strip()
-    return f"<{value}>" if value and " " not in value else ""
+        return found[0]
+    value = one_line(value)
+    return f"<{value}>" if value and " " not in value and "<" not in value and ">" not in value else ""
 
 
 def _synthetic_id(raw: bytes) -> str:
@@ -107,43 +270,31 @@ def _synthetic_id(raw: bytes) -> str:
     return f"<{hashlib.sha256(raw).hexdigest()[:32]}@no-message-id.mailhelpdesk>"
 
 
-def _date(value: str) -> datetime | None:
+def _date(value: str, defects: list[str] | None = None) -> datetime | None:
     if not value:
         return None
     try:
         parsed = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        parsed = parsed.astimezone(UTC)
+    except Exception:  # garbage, or a time zone that pushes it past year 9999
+        if defects is not None:
+            defects.append("Date: unreadable")
         return None
-    if parsed is None:
+    if not EARLIEST <= parsed.year < LATEST:
+        if defects is not None:
+            defects.append(f"Date: implausible year {parsed.year}")
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    return parsed
 
 
-def _clean(text: str) -> str:
-    """Headers with raw 8-bit bytes arrive as surrogate escapes: decode them as UTF-8, else as Latin-1."""
-    if not any("\udc80" <= ch <= "\udcff" for ch in text):
-        return text
-    data = text.encode("utf-8", "surrogateescape")
+def _all(msg: Message, name: str, hints: list[str]) -> list[str]:
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", "replace")
-
-
-def _all(msg: Message, name: str) -> list[str]:
-    try:
-        return [_clean(str(v)) for v in msg.get_all(name) or []]
+        return [one_line(_decode_8bit(_unfold(v[:HEADER_LIMIT]), hints)) for k, v in _raw_items(msg)
+                if k.lower() == name.lower()][:20]
     except Exception:
         return []
-
-
-def _raw_header(msg: Message, name: str) -> str | None:
-    for key, value in msg.raw_items():
-        if key.lower() == name.lower():
-            return re.sub(r"\r?\n[ \t]", " ", str(value))
-    return None
 
 
 def _content_type(msg: Message) -> str:
@@ -169,15 +320,15 @@ def _bounced_ids(msg: Message) -> tuple[str, ...]:
             payload = part.get_payload()
             if isinstance(payload, list):
                 for inner in payload:
-                    found += MSGID.findall(str(inner.get("Message-ID", "")))
+                    found += _ids(str(inner.get("Message-ID", "")))[:1]
             else:
                 text = payload if isinstance(payload, str) else ""
                 raw = part.get_payload(decode=True)
                 if isinstance(raw, bytes):
                     text = raw.decode("utf-8", "replace")
-                match = re.search(r"^Message-ID:\s*(<[^>]+>)", text, re.I | re.M)
+                match = re.search(r"^Message-ID:\s*(<[^<>\r\n]+>)", text, re.I | re.M)
                 if match:
-                    found.append(match.group(1))
+                    found += _ids(match.group(1))
     return tuple(dict.fromkeys(found))
 
 
@@ -194,37 +345,63 @@ def _importance(header) -> Priority | None:
     return None
 
 
-def _body_text(msg: EmailMessage) -> str:
+def _body_text(msg: EmailMessage, hints: list[str]) -> str:
     try:
         part = msg.get_body(preferencelist=("plain", "html"))
     except Exception:
         part = None
     if part is None:
         return ""
-    text = _part_text(part)
+    text = _part_text(part, hints)
     if part.get_content_type() == "text/html":
-        text = html_to_text(text)
+        text = html_to_text(text[:HTML_LIMIT])
     return text
 
 
-def _part_text(part: Message) -> str:
+def _part_text(part: Message, hints: list[str]) -> str:
+    declared = part.get_param("charset")
+    if declared is None:  # no charset: clients that send raw 8-bit text then mean UTF-8 or their legacy one
+        data = part.get_payload(decode=True)
+        if isinstance(data, bytes):
+            return _decode_bytes(data, hints)
     try:
         return part.get_content()
-    except (LookupError, UnicodeError, AssertionError, ValueError, TypeError):
+    except Exception:
         data = part.get_payload(decode=True) or b""
+        if not isinstance(data, bytes):
+            return ""
         for charset in (part.get_content_charset() or "", "utf-8", "cp1252"):
             try:
                 return data.decode(charset) if charset else data.decode("utf-8")
-            except (LookupError, UnicodeDecodeError):
+            except Exception:
                 continue
         return data.decode("latin-1")
 
 
 def html_to_text(markup: str) -> str:
-    markup = re.sub(r"(?is)<(script|style)\b.*?</\1>", "", markup)
+    """Readable text of an HTML body. Linear in the input: a crafted body must not stall the daemon."""
+    markup = _drop_blocks(markup, ("script", "style"))
     markup = re.sub(r"(?i)<br\s*/?>|</p>|</div>|</li>|</tr>", "\n", markup)
-    text = html.unescape(re.sub(r"<[^>]+>", "", markup))
+    text = html.unescape(re.sub(r"<[^<>]*>", "", markup))
     return re.sub(r"\n\s*\n+", "\n\n", text).strip()
+
+
+def _drop_blocks(markup: str, names: tuple[str, ...]) -> str:
+    """`markup` without <script>/<style> elements; an unclosed one hides the rest, as in a browser."""
+    lower = markup.lower()
+    out, pos = [], 0
+    opening = re.compile(r"<(" + "|".join(names) + r")\b")
+    while True:
+        found = opening.search(lower, pos)
+        if not found:
+            out.append(markup[pos:])
+            break
+        out.append(markup[pos:found.start()])
+        end = lower.find(f"</{found.group(1)}>", found.end())
+        if end < 0:
+            break
+        pos = end + len(found.group(1)) + 3
+    return "".join(out)
 
 
 def _attachments(msg: EmailMessage):

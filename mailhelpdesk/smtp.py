@@ -30,7 +30,7 @@ class SmtpSender:
 
     def _connect(self) -> smtplib.SMTP:
         c = self.config
-        context = ssl.create_default_context()
+        context = ssl.create_default_context() if c.security != "none" else None
         if c.security == "ssl":
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(c.host, c.effective_port, timeout=c.timeout, context=context)
         else:
@@ -95,17 +95,21 @@ class SmtpSender:
             raise SendError(f"could not send {message['Message-ID']} via {self.config.host}: {exc}") from exc
         try:
             result = before_commit()
+        except BaseException:
+            smtp.close()  # hang up mid-DATA: the server drops the unfinished message
+            raise
+        try:
             smtp.send(b".\r\n")
             code, reply = smtp.getreply()
             if code != 250:
                 raise SendError(f"{self.config.host} refused {message['Message-ID']}: {code} {reply!r}")
         except (smtplib.SMTPException, OSError) as exc:
+            smtp.close()
             raise SendError(f"could not send {message['Message-ID']} via {self.config.host}: {exc}") from exc
-        finally:
-            try:
-                smtp.quit()
-            except (smtplib.SMTPException, OSError):
-                smtp.close()
+        try:
+            smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            smtp.close()
         return result
 
     def check(self) -> str:

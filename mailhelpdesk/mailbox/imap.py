@@ -58,7 +58,7 @@ class ImapMailbox:
         c = self.imap
         where = f"{c.host}:{c.effective_port}"
         try:
-            context = ssl.create_default_context()
+            context = ssl.create_default_context() if c.security != "none" else None
             client = imapclient.IMAPClient(
                 c.host, port=c.effective_port, ssl=c.security == "ssl", ssl_context=context, timeout=c.timeout
             )
@@ -108,11 +108,14 @@ class ImapMailbox:
 
     def close(self) -> None:
         if self.client is not None:
+            client, self.client = self.client, None
             try:
-                self.client.logout()
-            except (IMAPClientError, OSError):
-                pass
-            self.client = None
+                client.logout()
+            except Exception:  # the connection may already be gone; closing must never fail
+                try:
+                    client.shutdown()
+                except Exception:
+                    pass
 
     def describe(self) -> list[str]:
         client = self._client()

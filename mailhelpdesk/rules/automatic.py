@@ -25,7 +25,7 @@ def automatic_reason(header: Callable[[str], str], sender: str, content_type: st
     auto_submitted = header("Auto-Submitted").strip().lower()
     if auto_submitted and not auto_submitted.startswith("no"):
         return f"automatic (Auto-Submitted: {auto_submitted})"
-    if header("Return-Path").strip() == "<>":
+    if "".join(header("Return-Path").split()) == "<>":
         return "bounce (empty return path)"
     local = sender.split("@", 1)[0]
     if sender and NO_REPLY_LOCAL.match(local):

@@ -1,0 +1,158 @@
+"""Faults: the server restarts mid-run, a second instance, a wrong password, secrets in logs, stale status."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from backends import ImapBackend
+from mailhelpdesk.cli import main
+from mailhelpdesk.daemon import Helpdesk, InstanceLock, serve
+from mailhelpdesk.errors import AuthError, LockError
+
+EML = Path(__file__).parent.parent / "fixtures" / "eml"
+MARKER = "S3CRET-marker-7f3a9c"
+
+
+def fresh_question(n: int) -> bytes:
+    now = datetime.now(UTC).strftime("%a, %d %b %Y %H:%M:%S +0000")
+    raw = (EML / "question.eml").read_bytes().replace(b"<q1@customer.example>", f"<fault{n}@customer.example>".encode())
+    raw = raw.replace(b"Fri, 20 Nov 2026 10:00:00 +0000", now.encode())
+    return raw.replace(b"Invoice 1042 shows the wrong VAT", f"Question number {n}".encode())
+
+
+def wait_for(condition, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_the_daemon_survives_a_server_restart_and_reconnects(dovecot, imap_account, smtp_sink, tmp_path, caplog):
+    import dataclasses
+
+    backend = ImapBackend(imap_account, smtp_sink, tmp_path)
+    config = dataclasses.replace(backend.config, mailbox=dataclasses.replace(backend.config.mailbox, poll_interval=1))
+    imap_account.append("INBOX", fresh_question(1))
+    helpdesk = Helpdesk(config)
+    stop = threading.Event()
+    reports = []
+    thread = threading.Thread(target=serve, args=(helpdesk, reports.append, stop), daemon=True)
+    caplog.set_level(logging.INFO, logger="mailhelpdesk")
+    thread.start()
+    try:
+        assert wait_for(lambda: len(helpdesk.state.tickets) == 1)
+        dovecot.restart()  # every open connection drops
+        imap_account.append("INBOX", fresh_question(2))
+        assert wait_for(lambda: len(helpdesk.state.tickets) == 2), caplog.text
+        assert any("retrying" in r.message or "reconnecting" in r.message for r in caplog.records)
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not thread.is_alive(), "the loop stops when asked"
+    acks = [m for m in smtp_sink.messages if m.message["X-Mailhelpdesk-Kind"] == "acknowledgement"]
+    assert sorted(str(m.message["To"]) for m in acks) == ["anna@customer.example"] * 2
+
+
+def test_one_instance_per_state_file(tmp_path):
+    state = tmp_path / "state.json"
+    with InstanceLock(state):
+        with pytest.raises(LockError, match="already running"):
+            with InstanceLock(state):
+                pass
+    with InstanceLock(state):  # released when the first one ends
+        pass
+
+
+def test_a_wrong_password_is_a_clear_error_and_never_logged(imap_account, smtp_sink, tmp_path):
+    config = tmp_path / "mailhelpdesk.toml"
+    config.write_text(f"""
+[helpdesk]
+address = "support@shop.example"
+state_file = "state.json"
+[imap]
+host = "{imap_account.host}"
+port = {imap_account.port}
+security = "none"
+username = "{imap_account.username}"
+password_env = "FAULT_TEST_PASSWORD"
+[smtp]
+host = "{smtp_sink.host}"
+port = {smtp_sink.port}
+security = "none"
+""")
+    result = CliRunner().invoke(main, ["run", "--once", "-vv", "--config", str(config)],
+                                env={"FAULT_TEST_PASSWORD": MARKER})
+    assert result.exit_code == 1
+    assert "IMAP login failed" in result.stderr and imap_account.username in result.stderr
+    assert MARKER not in result.output + result.stderr
+    result = CliRunner().invoke(main, ["check", "--config", str(config)], env={"FAULT_TEST_PASSWORD": MARKER})
+    assert result.exit_code == 1 and MARKER not in result.output + result.stderr
+
+
+def test_secrets_never_reach_the_logs_of_a_working_daemon(imap_account, smtp_sink, tmp_path, caplog):
+    import dataclasses
+
+    imap_account.append("INBOX", fresh_question(3))
+    backend = ImapBackend(imap_account, smtp_sink, tmp_path)
+    caplog.set_level(logging.DEBUG)  # every logger, the libraries' too
+    Helpdesk(backend.config).run_pass()
+    assert imap_account.password not in caplog.text
+    config = dataclasses.replace(backend.config)
+    assert imap_account.password not in repr(config)
+
+
+def test_starttls_is_required_when_asked_for_and_never_falls_back(imap_account, smtp_sink, tmp_path):
+    import dataclasses
+
+    from mailhelpdesk.mailbox.imap import ImapMailbox
+    from mailhelpdesk.smtp import SmtpSender
+    from mailhelpdesk.errors import CapabilityError, SendError
+
+    backend = ImapBackend(imap_account, smtp_sink, tmp_path)
+    imap = dataclasses.replace(backend.config.imap, security="starttls")
+    with pytest.raises(CapabilityError, match="refusing to log in in plaintext"):
+        ImapMailbox(dataclasses.replace(backend.config, imap=imap)).connect()
+    smtp = dataclasses.replace(backend.config.smtp, security="starttls")
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message["From"], message["To"], message["Message-ID"] = "support@shop.example", "x@example.com", "<t@x>"
+    with pytest.raises(SendError, match="refusing to send in plaintext"):
+        SmtpSender(smtp).send(message)
+    assert smtp_sink.messages == []
+
+
+def test_status_is_non_zero_when_no_pass_succeeded_lately(tmp_path):
+    import json
+
+    config = tmp_path / "c.toml"
+    config.write_text('[helpdesk]\naddress = "s@shop.example"\nstate_file = "state.json"\n[mailbox]\nbackend = "local"\nstale_after = 600\n')
+    runner = CliRunner()
+    assert runner.invoke(main, ["status", "--config", str(config)]).exit_code == 1
+    health = tmp_path / "state.json.health"
+    health.write_text(json.dumps({"last_success": datetime.now(UTC).isoformat()}))
+    ok = runner.invoke(main, ["status", "--config", str(config)])
+    assert ok.exit_code == 0 and "last successful pass" in ok.output
+    old = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    health.write_text(json.dumps({"last_success": old, "last_error": "cannot reach IMAP server x:993", "last_error_at": old}))
+    stale = runner.invoke(main, ["status", "--config", str(config)])
+    assert stale.exit_code == 1 and "STALE" in stale.output and "cannot reach IMAP server" in stale.output
+
+
+def test_an_auth_error_in_the_daemon_is_reported_not_hidden(imap_account, smtp_sink, tmp_path):
+    import dataclasses
+
+    backend = ImapBackend(imap_account, smtp_sink, tmp_path)
+    imap = dataclasses.replace(backend.config.imap, password="wrong")
+    helpdesk = Helpdesk(dataclasses.replace(backend.config, imap=imap))
+    with pytest.raises(AuthError):
+        helpdesk.run_pass()
