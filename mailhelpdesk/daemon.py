@@ -24,6 +24,7 @@ from .mailbox.base import Mailbox
 from .model import Action, Incoming, SendMail, SetLabels, State
 from .parse import parse_message
 from .store import Store
+from .systemd import notify
 
 log = logging.getLogger("mailhelpdesk")
 
@@ -209,11 +210,13 @@ def serve(helpdesk: Helpdesk, on_report: Callable[[PassReport], None], stop: thr
     interval = helpdesk.config.mailbox.poll_interval
     health = Health(helpdesk.store.path)
     last_success = helpdesk.clock()
+    notify("READY=1")
     while not stop.is_set():
         try:
             report = helpdesk.run_pass()
             last_success = helpdesk.clock()
             health.write(last_success=last_success.isoformat(), last_messages=report.messages)
+            notify("WATCHDOG=1")
             on_report(report)
             backoff = 1.0
             if not stop.is_set():
@@ -233,6 +236,7 @@ def serve(helpdesk: Helpdesk, on_report: Callable[[PassReport], None], stop: thr
             helpdesk.reset()
             stop.wait(backoff)
             backoff = min(backoff * 2, 300)
+    notify("STOPPING=1")
     helpdesk.close()
 
 
