@@ -43,7 +43,7 @@ class HelpdeskConfig:
 @dataclass(frozen=True)
 class MailboxConfig:
     backend: Literal["imap", "gmail", "local"] = "imap"
-    poll_interval: int = 60
+    poll_interval: int = 30
     stale_after: int = 900
 
 

@@ -68,13 +68,14 @@ class Helpdesk:
         actions: list[Action] = []
         incoming: list[Incoming] = []
         for raw in changes.messages:
-            report.messages += 1
             try:
                 facts = parse_message(raw.raw, self.config.helpdesk.ticket_prefix)
             except Exception as exc:  # the parser is meant never to raise; if it does, keep the mail and go on
                 self._quarantine(raw.ref, f"unreadable: {type(exc).__name__}: {exc}", actions, report)
+                report.messages += 1
                 continue
             incoming.append(Incoming(raw.ref, raw.folder_role, facts, raw.labels, raw.received_at, raw.thread_id))
+            report.messages += not state.is_ours(facts.message_id)  # our own sent copies are not news
         incoming = in_order(incoming, now)
         # label changes first: they were read before this pass decided anything, so they compare
         # against the labels as the previous pass left them

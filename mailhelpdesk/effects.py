@@ -33,17 +33,22 @@ def coalesce_labels(actions: Iterable[Action]) -> list[SetLabels]:
                 else:
                     final[ref] = (action.add, action.remove, action.ticket)
     groups: dict[tuple[frozenset[str], frozenset[str]], list[str]] = defaultdict(list)
-    tickets: dict[tuple[frozenset[str], frozenset[str]], str] = {}
+    tickets: dict[tuple[frozenset[str], frozenset[str]], set[str]] = defaultdict(set)
     for ref, (add, remove, ticket) in final.items():
         groups[(add, remove)].append(ref)
-        tickets.setdefault((add, remove), ticket)
-    return [SetLabels(tuple(refs), add, remove, tickets[(add, remove)]) for (add, remove), refs in groups.items()]
+        tickets[(add, remove)].add(ticket)
+    return [
+        SetLabels(tuple(refs), add, remove, ", ".join(sorted(tickets[(add, remove)] - {""})))
+        for (add, remove), refs in groups.items()
+    ]
 
 
 def describe(action: Action) -> str:
     if isinstance(action, SetLabels):
         what = ", ".join(sorted(action.add)) or "-"
-        return f"label {len(action.refs)} message(s){' of ' + action.ticket if action.ticket else ''}: {what}"
+        keys = action.ticket.split(", ") if action.ticket else []
+        of = f" of {keys[0]}" if len(keys) == 1 else f" of {len(keys)} tickets" if keys else ""
+        return f"label {len(action.refs)} message(s){of}: {what}"
     return f"send {action.kind} for {action.ticket or '-'} to {action.to}: {action.subject!r}"
 
 

@@ -29,7 +29,7 @@ MSGID = re.compile(r"<([^<>]{1,998})>")
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 WHITESPACE = re.compile(r"\s+")
 ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[qQbB]\?[^?\s]*\?=")
-ADDRESS = re.compile(r"[^\s@<>()\[\],;:\"\\\x00-\x1f\x7f]+@[^\s@<>()\[\],;:\"\\\x00-\x1f\x7f]+")
+ADDRESS = re.compile(r"[^\s@<>()\[\],;:\"\\\x00-\x1f\x7f-\x9f]+@[^\s@<>()\[\],;:\"\\\x00-\x1f\x7f-\x9f]+")
 REPLY_PREFIXES = re.compile(
     r"^(?:\s*(?:re|fw|fwd|aw|wg|sv|vs|antw|odp|ynt|r|rif|tr|res|enc|ref|ответ|отв|пересл|回复|回覆|答复|转发|轉寄|返信|転送)"
     r"\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*)+",

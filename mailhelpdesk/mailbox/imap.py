@@ -13,6 +13,7 @@ from typing import Any, Iterable, Iterator
 
 import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.imapclient import SENT
 
 from ..config import Config
 from ..errors import AuthError, CapabilityError, MailboxError, SendError
@@ -82,7 +83,7 @@ class ImapMailbox:
         if self.condstore and b"ENABLE" in self.capabilities:
             client.enable("CONDSTORE")
         if not self.sent_folder:
-            self.sent_folder = client.find_special_folder(imapclient.SENT) or ""
+            self.sent_folder = client.find_special_folder(SENT) or ""
         if self.sent_folder and not client.folder_exists(self.sent_folder):
             raise MailboxError(f"[imap] sent_folder {self.sent_folder!r} does not exist on {where}")
 
@@ -128,7 +129,7 @@ class ImapMailbox:
         if self.gmail:
             lines.append("labels: Gmail labels over IMAP (X-GM-LABELS)")
         else:
-            info = client.select_folder(self.imap.folder, readonly=True)
+            info = client.select_folder(self.imap.folder)  # EXAMINE would report no permanent flags at all
             permanent = info.get(b"PERMANENTFLAGS", ())
             if b"\\*" not in permanent:
                 raise CapabilityError(

@@ -156,3 +156,25 @@ def test_an_auth_error_in_the_daemon_is_reported_not_hidden(imap_account, smtp_s
     helpdesk = Helpdesk(dataclasses.replace(backend.config, imap=imap))
     with pytest.raises(AuthError):
         helpdesk.run_pass()
+
+
+def test_check_finds_the_sent_folder_and_says_how_labels_are_stored(imap_account, smtp_sink, tmp_path):
+    config = tmp_path / "mailhelpdesk.toml"
+    config.write_text(f"""
+[helpdesk]
+address = "support@shop.example"
+[imap]
+host = "{imap_account.host}"
+port = {imap_account.port}
+security = "none"
+username = "{imap_account.username}"
+password_env = "CHECK_TEST_PASSWORD"
+[smtp]
+host = "{smtp_sink.host}"
+port = {smtp_sink.port}
+security = "none"
+""")
+    result = CliRunner().invoke(main, ["check", "--config", str(config)], env={"CHECK_TEST_PASSWORD": imap_account.password})
+    assert result.exit_code == 0, result.output + result.stderr
+    for expected in ("sent folder 'Sent'", "IDLE", "CONDSTORE", "IMAP keywords", "accepts us", "all good"):
+        assert expected in result.output
