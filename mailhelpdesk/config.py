@@ -97,6 +97,9 @@ class GmailConfig:
     delegated_user: str = ""
     initial_query: str = "in:inbox newer_than:14d"
     api_endpoint: str = ""
+    pubsub_topic: str = ""
+    pubsub_subscription: str = ""
+    pubsub_endpoint: str = "https://pubsub.googleapis.com/"
 
 
 @dataclass(frozen=True)
@@ -376,6 +379,13 @@ def _check(config: Config, path: Path) -> None:
             parse_duration(value)
         except ValueError as exc:
             raise ConfigError(f"{path}: [sla] {key}: {exc}") from None
+    g = config.gmail
+    if bool(g.pubsub_topic) != bool(g.pubsub_subscription):
+        raise ConfigError(f"{path}: [gmail] pubsub_topic and pubsub_subscription go together (push needs both)")
+    for key, pattern in (("pubsub_topic", r"projects/[^/]+/topics/[^/]+"), ("pubsub_subscription", r"projects/[^/]+/subscriptions/[^/]+")):
+        value = getattr(g, key)
+        if value and not re.fullmatch(pattern, value):
+            raise ConfigError(f"{path}: [gmail] {key} must look like {pattern.replace('[^/]+', 'NAME')}, got {value!r}")
     for i, lead in enumerate(config.sla.escalate_to):
         if not EMAIL.match(lead):
             raise ConfigError(f"{path}: [sla] escalate_to[{i}] must be an email address, got {lead!r}")

@@ -221,7 +221,7 @@ def serve(helpdesk: Helpdesk, on_report: Callable[[PassReport], None], stop: thr
             on_report(report)
             backoff = 1.0
             if not stop.is_set():
-                helpdesk.mailbox.wait(interval)
+                helpdesk.mailbox.wait(interval, stop)
         except MailboxError as exc:
             health.write(last_error=str(exc), last_error_at=helpdesk.clock().isoformat())
             _complain_if_stale(helpdesk, last_success)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
@@ -52,8 +53,8 @@ class Mailbox(Protocol):
         """Is a message with this Message-ID in the sent folder? (after a crash between send and record)"""
         ...
 
-    def wait(self, timeout: float) -> None:
-        """Block until new mail may have arrived (IDLE / push) or `timeout` seconds passed."""
+    def wait(self, timeout: float, stop: threading.Event | None = None) -> None:
+        """Block until new mail may have arrived (IDLE / push), `timeout` seconds passed, or `stop` is set."""
         ...
 
     def close(self) -> None: ...

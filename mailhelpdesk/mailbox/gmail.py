@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -19,6 +20,13 @@ from .base import Changes, RawMessage
 log = logging.getLogger("mailhelpdesk")
 
 SCOPES = ["https://www.googleapis.com/auth/gmail.modify"]
+PUBSUB_SCOPE = "https://www.googleapis.com/auth/pubsub"
+WATCH_RENEW = 24 * 3600  # Google: renew users.watch at least every 7 days; once a day is recommended
+
+
+def scopes_for(config: Config) -> list[str]:
+    """gmail.modify only, plus Pub/Sub when push is configured."""
+    return SCOPES + ([PUBSUB_SCOPE] if config.gmail.pubsub_subscription else [])
 BATCH_SIZE = 50  # Google: at most 100 calls per batch, more than 50 not recommended
 SKIP_LABELS = {"DRAFT", "SPAM", "TRASH"}
 # colours from Gmail's fixed palette (LabelColor in the discovery document): text, background
@@ -58,7 +66,7 @@ def authorize(config: Config, open_browser: bool = True, echo: Callable[[str], N
             f"OAuth client file {client_file} not found: in Google Cloud Console create an OAuth client of type "
             "'Desktop app', download its JSON there (or set [gmail] credentials_file)"
         )
-    flow = InstalledAppFlow.from_client_secrets_file(str(client_file), SCOPES)
+    flow = InstalledAppFlow.from_client_secrets_file(str(client_file), scopes_for(config))
     credentials = flow.run_local_server(
         port=0,
         open_browser=open_browser,
@@ -84,6 +92,7 @@ class GmailMailbox:
         self.label_names: dict[str, str] = {}  # id -> name
         self.own_sent: set[str] = set()
         self.email = ""
+        self.watched_at = 0.0
 
     # --- connection -------------------------------------------------------------------------------
 
@@ -98,7 +107,7 @@ class GmailMailbox:
             if not g.delegated_user:
                 raise AuthError("[gmail] delegated_user is required with service_account_file (the mailbox to act as)")
             try:
-                creds = service_account.Credentials.from_service_account_file(str(path), scopes=SCOPES)
+                creds = service_account.Credentials.from_service_account_file(str(path), scopes=scopes_for(self.config))
             except (OSError, ValueError) as exc:
                 raise AuthError(f"[gmail] service_account_file {path}: {exc}") from None
             return creds.with_subject(g.delegated_user)
@@ -111,11 +120,12 @@ class GmailMailbox:
             raise AuthError(f"no Gmail token at {token}: run `mailhelpdesk auth` first")
         try:
             info = json.loads(token.read_text())
-            creds = Credentials.from_authorized_user_info(info, SCOPES)
+            creds = Credentials.from_authorized_user_info(info, scopes_for(self.config))
         except (OSError, ValueError) as exc:
             raise AuthError(f"Gmail token {token} is unreadable ({exc}): run `mailhelpdesk auth` again") from None
-        if info.get("scopes") and not set(SCOPES) <= set(info["scopes"]):
-            raise AuthError(f"Gmail token {token} lacks the gmail.modify scope: run `mailhelpdesk auth` again")
+        if info.get("scopes") and not set(scopes_for(self.config)) <= set(info["scopes"]):
+            missing = ", ".join(sorted(set(scopes_for(self.config)) - set(info["scopes"])))
+            raise AuthError(f"Gmail token {token} lacks the scope {missing}: run `mailhelpdesk auth` again")
         if not creds.valid and creds.refresh_token:
             try:
                 creds.refresh(Request())
@@ -375,8 +385,49 @@ class GmailMailbox:
     def already_sent(self, message_id: str) -> bool:
         return bool(self._list(f"rfc822msgid:{message_id.strip('<>')}"))
 
-    def wait(self, timeout: float) -> None:
-        time.sleep(timeout)
+    def wait(self, timeout: float, stop: threading.Event | None = None) -> None:
+        """Push when configured (Pub/Sub pull: wakes within seconds of new mail), else sleep until the next poll."""
+        stop = stop or threading.Event()
+        if not self.gmail.pubsub_subscription or self.service is None:
+            stop.wait(timeout)
+            return
+        self._watch()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not stop.is_set():
+            try:
+                if self._pull(min(deadline - time.monotonic(), 20)):
+                    return
+            except MailboxError as exc:
+                log.warning("Pub/Sub pull failed (%s); polling instead", exc)
+                stop.wait(max(0, deadline - time.monotonic()))
+                return
+
+    def _watch(self) -> None:
+        if time.monotonic() - self.watched_at < WATCH_RENEW and self.watched_at:
+            return
+        body = {"topicName": self.gmail.pubsub_topic, "labelIds": ["INBOX", "SENT"], "labelFilterBehavior": "include"}
+        self._execute(self.service.users().watch(userId="me", body=body))
+        self.watched_at = time.monotonic()
+
+    def _pull(self, seconds: float) -> bool:
+        """One Pub/Sub pull; acknowledges what came. True when Gmail said something changed."""
+        import requests
+        from google.auth.transport.requests import AuthorizedSession
+
+        session = AuthorizedSession(self._load_credentials())
+        base = self.gmail.pubsub_endpoint.rstrip("/") + "/v1/" + self.gmail.pubsub_subscription
+        try:
+            response = session.post(base + ":pull", json={"maxMessages": 100}, timeout=max(seconds, 1))
+        except requests.Timeout:
+            return False
+        except requests.RequestException as exc:
+            raise MailboxError(f"cannot reach Pub/Sub: {exc}") from None
+        if response.status_code != 200:
+            raise MailboxError(f"Pub/Sub pull answered {response.status_code}: {response.text[:200]}")
+        received = response.json().get("receivedMessages", [])
+        if received:
+            session.post(base + ":acknowledge", json={"ackIds": [m["ackId"] for m in received]}, timeout=30)
+        return bool(received)
 
     def message_link(self, ref: str) -> str:
         return f"https://mail.google.com/mail/u/{self.email or 0}/#all/{ref}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import socket
 import ssl
+import threading
 import time
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -295,15 +296,19 @@ class ImapMailbox:
         client.select_folder(self.sent_folder, readonly=True)
         return bool(client.search(["HEADER", "Message-ID", message_id]))
 
-    def wait(self, timeout: float) -> None:
+    def wait(self, timeout: float, stop: threading.Event | None = None) -> None:
+        stop = stop or threading.Event()
         if not self._idle:
-            time.sleep(timeout)
+            stop.wait(timeout)
             return
         client = self._client()
         client.select_folder(self.imap.folder, readonly=True)
+        deadline = time.monotonic() + min(timeout, 25 * 60)  # RFC 2177: re-issue IDLE well within 29 minutes
         client.idle()
         try:
-            client.idle_check(timeout=min(timeout, 25 * 60))
+            while not stop.is_set() and time.monotonic() < deadline:
+                if client.idle_check(timeout=min(1.0, max(deadline - time.monotonic(), 0.01))):
+                    return  # the server said something: new mail, expunge, flag change
         finally:
             client.idle_done()
 

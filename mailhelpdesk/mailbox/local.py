@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -113,7 +114,5 @@ class LocalMailbox:
         needle = message_id.encode()
         return any(needle in f.read_bytes() for f in (self.path / "Sent").glob("*.eml"))
 
-    def wait(self, timeout: float) -> None:
-        import time
-
-        time.sleep(timeout)
+    def wait(self, timeout: float, stop: threading.Event | None = None) -> None:
+        (stop or threading.Event()).wait(timeout)
