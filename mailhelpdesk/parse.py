@@ -27,7 +27,6 @@ HEADER_LIMIT = 64 * 1024  # characters of one header value given to the structur
 EARLIEST, LATEST = 1970, 3000  # a Date outside these years is garbage, not a time
 MSGID = re.compile(r"<([^<>]{1,998})>")
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
-WHITESPACE = re.compile(r"\s+")
 ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[qQbB]\?[^?\s]*\?=")
 ADDRESS = re.compile(r"[^\s@<>()\[\],;:\"\\\x00-\x1f\x7f-\x9f]+@[^\s@<>()\[\],;:\"\\\x00-\x1f\x7f-\x9f]+")
 REPLY_PREFIXES = re.compile(
@@ -388,19 +387,15 @@ def html_to_text(markup: str) -> str:
 
 def _drop_blocks(markup: str, names: tuple[str, ...]) -> str:
     """`markup` without <script>/<style> elements; an unclosed one hides the rest, as in a browser."""
-    lower = markup.lower()
+    opening = re.compile(r"<(" + "|".join(names) + r")\b", re.IGNORECASE)
     out, pos = [], 0
-    opening = re.compile(r"<(" + "|".join(names) + r")\b")
-    while True:
-        found = opening.search(lower, pos)
-        if not found:
-            out.append(markup[pos:])
-            break
+    while found := opening.search(markup, pos):
         out.append(markup[pos:found.start()])
-        end = lower.find(f"</{found.group(1)}>", found.end())
-        if end < 0:
-            break
-        pos = end + len(found.group(1)) + 3
+        closing = re.compile(rf"</{found.group(1)}\s*>", re.IGNORECASE).search(markup, found.end())
+        if closing is None:
+            return "".join(out)
+        pos = closing.end()
+    out.append(markup[pos:])
     return "".join(out)
 
 

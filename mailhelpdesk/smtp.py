@@ -8,14 +8,11 @@ import socket
 import ssl
 from email.message import EmailMessage
 from email.utils import getaddresses
-from typing import Callable, TypeVar
 
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from .config import SmtpConfig
 from .errors import AuthError, SendError
-
-T = TypeVar("T")
 
 
 def _transient(exc: BaseException) -> bool:
@@ -83,34 +80,19 @@ class SmtpSender:
             smtp.close()
             raise
 
-    def send(self, message: EmailMessage, before_commit: Callable[[], T] = lambda: None) -> T:
-        """Send `message`. `before_commit` runs when the server holds the whole message but has not yet
-        accepted it (the final dot): storing the sent copy there leaves no window in which a crash could
-        make us send twice, only a few microseconds in which one could lose a message."""
+    def open(self, message: EmailMessage) -> "Transaction":
+        """A transaction that holds the whole message but has not committed it (the final dot)."""
         try:
-            smtp = self._open(message)
+            return Transaction(self._open(message), message, self.config.host)
         except (SendError, AuthError):
             raise
         except (smtplib.SMTPException, OSError) as exc:
             raise SendError(f"could not send {message['Message-ID']} via {self.config.host}: {exc}") from exc
-        try:
-            result = before_commit()
-        except BaseException:
-            smtp.close()  # hang up mid-DATA: the server drops the unfinished message
-            raise
-        try:
-            smtp.send(b".\r\n")
-            code, reply = smtp.getreply()
-            if code != 250:
-                raise SendError(f"{self.config.host} refused {message['Message-ID']}: {code} {reply!r}")
-        except (smtplib.SMTPException, OSError) as exc:
-            smtp.close()
-            raise SendError(f"could not send {message['Message-ID']} via {self.config.host}: {exc}") from exc
-        try:
-            smtp.quit()
-        except (smtplib.SMTPException, OSError):
-            smtp.close()
-        return result
+
+    def send(self, message: EmailMessage) -> None:
+        transaction = self.open(message)
+        transaction.commit()
+        transaction.finish()
 
     def check(self) -> str:
         smtp = self._connect()
@@ -120,3 +102,37 @@ class SmtpSender:
             )
         finally:
             smtp.quit()
+
+
+class Transaction:
+    """An SMTP DATA transaction split at its commit point, so the sent copy can be stored right at it."""
+
+    def __init__(self, smtp: smtplib.SMTP, message: EmailMessage, host: str):
+        self.smtp, self.message, self.host = smtp, message, host
+
+    def commit(self) -> None:
+        """The final dot: from here on the server owns the message (one small write, no waiting)."""
+        try:
+            self.smtp.send(b".\r\n")
+        except (smtplib.SMTPException, OSError) as exc:
+            self.abort()
+            raise SendError(f"could not send {self.message['Message-ID']} via {self.host}: {exc}") from exc
+
+    def finish(self) -> None:
+        """Read the server's verdict on the committed message, then say goodbye."""
+        try:
+            code, reply = self.smtp.getreply()
+        except (smtplib.SMTPException, OSError) as exc:
+            self.abort()
+            raise SendError(f"no answer from {self.host} for {self.message['Message-ID']}: {exc}") from exc
+        if code != 250:
+            self.abort()
+            raise SendError(f"{self.host} refused {self.message['Message-ID']}: {code} {reply!r}")
+        try:
+            self.smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            self.smtp.close()
+
+    def abort(self) -> None:
+        """Hang up: a server that has not seen the final dot drops the message."""
+        self.smtp.close()

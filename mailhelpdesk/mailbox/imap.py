@@ -3,6 +3,7 @@ Gmail labels. Never sets \\Seen (BODY.PEEK, read-only selects), never deletes or
 
 from __future__ import annotations
 
+import email.policy
 import re
 import socket
 import ssl
@@ -10,11 +11,12 @@ import threading
 import time
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
 from imapclient.imapclient import SENT
+from imapclient.datetime_util import datetime_to_INTERNALDATE
 
 from ..config import Config
 from ..errors import AuthError, CapabilityError, MailboxError, SendError
@@ -265,11 +267,20 @@ class ImapMailbox:
                 client.add_flags(uids, sorted(map(keyword, add)), silent=True)
 
     def send(self, message: EmailMessage, labels: frozenset[str], thread_id: str = "") -> str:
+        """Send by SMTP and keep a labelled copy in the sent folder. The copy and the SMTP commit are written
+        back to back (the APPEND with a LITERAL+ literal, then at once the final dot, then both replies are
+        read), so a crash can hardly fall between them: a copy in the sent folder means the mail went out."""
         if not (self.save_sent and self.sent_folder):
             self.sender.send(message)
             return ""
+        transaction = self.sender.open(message)
         try:
-            ref = self.sender.send(message, before_commit=lambda: self._store_copy(message, labels))
+            ref = self._store_copy(message, labels, then=transaction.commit)
+        except BaseException:
+            transaction.abort()
+            raise
+        try:
+            transaction.finish()
         except SendError:
             self._unsent.add(str(message["Message-ID"]))
             raise
@@ -277,12 +288,29 @@ class ImapMailbox:
             self.set_labels([ref], labels, frozenset())
         return ref
 
-    def _store_copy(self, message: EmailMessage, labels: frozenset[str]) -> str:
-        """The sent copy, labelled, stored just before the SMTP server takes the message."""
+    def _store_copy(self, message: EmailMessage, labels: frozenset[str], then: Callable[[], None]) -> str:
         client = self._client()
-        flags = [] if self.gmail else sorted(map(keyword, labels))
-        response = client.append(self.sent_folder, bytes(message), flags=[b"\\Seen", *flags], msg_time=datetime.now(UTC))
-        found = re.search(rb"APPENDUID (\d+) (\d+)", response or b"")
+        flags = [b"\\Seen"] + ([] if self.gmail else [k.encode() for k in sorted(map(keyword, labels))])
+        data = message.as_bytes(policy=email.policy.SMTP)
+        if b"LITERAL+" in self.capabilities:
+            imap = client._imap
+            tag = imap._new_tag()
+            head = b" ".join([
+                tag, b"APPEND", _as_bytes(client._normalise_folder(self.sent_folder)),
+                b"(" + b" ".join(flags) + b")",
+                b'"' + datetime_to_INTERNALDATE(datetime.now(UTC)).encode() + b'"',
+            ])
+            imap.send(head + b" {%d+}\r\n" % len(data) + data + b"\r\n")
+            then()
+            typ, response = imap._command_complete("APPEND", tag)
+            if typ != "OK":
+                raise MailboxError(f"the server refused to store the sent copy in {self.sent_folder!r}: {response!r}")
+            text = b" ".join(r for r in response if isinstance(r, bytes))
+            text += b" " + b" ".join(r for r in imap.untagged_responses.pop("APPENDUID", []) if isinstance(r, bytes))
+        else:
+            text = client.append(self.sent_folder, data, flags=flags, msg_time=datetime.now(UTC)) or b""
+            then()
+        found = re.search(rb"APPENDUID (\d+) (\d+)", text)
         if not found:
             return ""
         ref = make_ref(self.sent_folder, int(found.group(1)), int(found.group(2)))
@@ -316,3 +344,7 @@ class ImapMailbox:
 def _text(exc: Exception) -> str:
     text = str(exc)
     return text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+
+
+def _as_bytes(value: str | bytes) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
