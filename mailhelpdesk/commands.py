@@ -67,7 +67,8 @@ def run_daemon(config_path: Path, once: bool, dry_run: bool, echo: Callable[[str
             helpdesk.close()
     from .daemon import Health
 
-    Health(config.resolve(config.helpdesk.state_file)).write(last_success=datetime.now(UTC).isoformat()) if not dry_run else None
+    if not dry_run:
+        Health(config.resolve(config.helpdesk.state_file)).write(last_success=datetime.now(UTC).isoformat())
     if dry_run:
         echo(f"dry run: {report.messages} new message(s), {report.label_changes} label change(s); nothing was changed")
         for note in report.notes:
