@@ -10,7 +10,7 @@ from typing import Callable, Iterable
 
 from .compose import compose
 from .config import Config
-from .errors import MailHelpdeskError
+from .errors import MailboxError, SendError
 from .mailbox.base import Mailbox
 from .model import Action, SendMail, SentRecord, SetLabels, State
 from .rules.threading import ref_key
@@ -77,9 +77,25 @@ class Effects:
             try:
                 if self._send(state, record, now, maybe_sent=record.message_id not in fresh):
                     done.append(describe(mail))
-            except MailHelpdeskError as exc:
-                log.error("%s: %s (will retry next pass)", record.key, exc)
+            except SendError as exc:
+                if not exc.permanent:
+                    log.error("%s: %s (will retry next pass)", record.key, exc)
+                    continue
+                self._give_up(state, record, str(exc), now)
+            except MailboxError:
+                raise  # the connection is gone: the pass fails and the daemon reconnects
+            except Exception as exc:  # one message must never block the others, pass after pass
+                log.exception("%s: could not be sent", record.key)
+                self._give_up(state, record, f"{type(exc).__name__}: {exc}", now)
         return done
+
+    def _give_up(self, state: State, record: SentRecord, reason: str, now: datetime) -> None:
+        """A send that can never succeed: recorded on the ticket, taken out of the outbox."""
+        log.error("%s: giving up: %s", record.key, reason)
+        record.done, record.mail = True, None
+        ticket = state.tickets.get(record.ticket)
+        if ticket is not None:
+            state.tickets[ticket.key] = ticket.log(now, "could not send", f"{record.kind} to {record.to}: {reason}")
 
     def _send(self, state: State, record: SentRecord, now: datetime, maybe_sent: bool) -> bool:
         """Send one outbox message. An intent left by a crash is first looked for in the sent folder: the copy

@@ -30,7 +30,11 @@ class CapabilityError(MailboxError):
 
 
 class SendError(MailHelpdeskError):
-    """Mail could not be sent."""
+    """Mail could not be sent. `permanent` when trying again cannot help (a refused address, a 5xx)."""
+
+    def __init__(self, message: str, permanent: bool = False):
+        super().__init__(message)
+        self.permanent = permanent
 
 
 class ParseError(MailHelpdeskError):

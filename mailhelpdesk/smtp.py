@@ -15,6 +15,12 @@ from .config import SmtpConfig
 from .errors import AuthError, SendError
 
 
+def _permanent(exc: BaseException) -> bool:
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return all(code >= 500 for code, _ in exc.recipients.values())
+    return isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code >= 500
+
+
 def _transient(exc: BaseException) -> bool:
     if isinstance(exc, smtplib.SMTPResponseException):
         return 400 <= exc.smtp_code < 500
@@ -86,8 +92,13 @@ class SmtpSender:
             return Transaction(self._open(message), message, self.config.host)
         except (SendError, AuthError):
             raise
+        except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused) as exc:
+            raise SendError(f"{self.config.host} refused {message['Message-ID']}: {exc}", permanent=_permanent(exc)) from exc
         except (smtplib.SMTPException, OSError) as exc:
-            raise SendError(f"could not send {message['Message-ID']} via {self.config.host}: {exc}") from exc
+            raise SendError(f"could not send {message['Message-ID']} via {self.config.host}: {exc}",
+                            permanent=_permanent(exc)) from exc
+        except (UnicodeError, ValueError) as exc:  # an address or header that cannot be written at all
+            raise SendError(f"cannot write {message['Message-ID']} for SMTP: {exc}", permanent=True) from exc
 
     def send(self, message: EmailMessage) -> None:
         transaction = self.open(message)
@@ -127,7 +138,7 @@ class Transaction:
             raise SendError(f"no answer from {self.host} for {self.message['Message-ID']}: {exc}") from exc
         if code != 250:
             self.abort()
-            raise SendError(f"{self.host} refused {self.message['Message-ID']}: {code} {reply!r}")
+            raise SendError(f"{self.host} refused {self.message['Message-ID']}: {code} {reply!r}", permanent=code >= 500)
         try:
             self.smtp.quit()
         except (smtplib.SMTPException, OSError):

@@ -47,11 +47,15 @@ def render(name: str, context: dict[str, Any], templates_dir: str = "", language
         raise ConfigError(f"template {name}.txt.j2 not found (looked in {templates_dir or 'the package'})") from None
     except jinja2.TemplateError as exc:
         raise ConfigError(f"template {name}.txt.j2: {exc}") from None
+    except Exception as exc:  # a user's template must never take the daemon down
+        raise ConfigError(f"template {name}.txt.j2 failed: {type(exc).__name__}: {exc}") from None
     subject, body = _split_subject(text, name)
     try:
         html = env.get_template(f"{name}.html.j2").render(context)
     except jinja2.TemplateNotFound:
         html = None
+    except Exception as exc:
+        raise ConfigError(f"template {name}.html.j2 failed: {type(exc).__name__}: {exc}") from None
     return Rendered(subject=subject, text=body, html=html)
 
 

@@ -266,3 +266,41 @@ def test_mail_we_send_never_carries_a_header_from_customer_text():
     raw = bytes(message)
     assert b"\nBcc:" not in raw and message["Bcc"] is None
     assert isinstance(desk.sends()[0], SendMail)
+
+
+def test_a_send_that_can_never_succeed_is_recorded_and_does_not_block_the_outbox(tmp_path):
+    """A refused address (5xx) is given up with a note on the ticket; the other messages still go out."""
+    from email.message import EmailMessage
+
+    from mailhelpdesk.effects import Effects
+    from mailhelpdesk.errors import SendError
+    from mailhelpdesk.model import State
+
+    class Mailbox:
+        sent: list[str] = []
+
+        def set_labels(self, refs, add, remove):
+            pass
+
+        def already_sent(self, message_id):
+            return False
+
+        def send(self, message: EmailMessage, labels, thread_id=""):
+            if "bad@" in str(message["To"]):
+                raise SendError("550 no such user", permanent=True)
+            self.sent.append(str(message["To"]))
+            return ""
+
+    desk = workflow_desk()
+    desk.feed(question(at(19, 9)), now=at(19, 9))
+    desk.feed(question(at(19, 9), "<wf-bad@c.example>", "bad@c.example", "Other"), now=at(19, 9))
+    desk.tick(at(19, 9))
+    state: State = desk.state
+    mailbox = Mailbox()
+    Effects(desk.config, mailbox, lambda: None).apply(state, desk.actions, at(19, 9))
+    assert "anna@customer.example" in mailbox.sent and "bad@c.example" not in mailbox.sent
+    assert all(r.done for r in state.sent.values())
+    bad = state.tickets["HD-2"]
+    assert any(h.what == "could not send" and "550" in h.detail for h in bad.history)
+    again = Effects(desk.config, mailbox, lambda: None).apply(state, [], at(19, 10))
+    assert again == []

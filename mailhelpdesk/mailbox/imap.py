@@ -276,6 +276,9 @@ class ImapMailbox:
         transaction = self.sender.open(message)
         try:
             ref = self._store_copy(message, labels, then=transaction.commit)
+        except IMAPClientError as exc:
+            transaction.abort()
+            raise MailboxError(f"could not store the sent copy in {self.sent_folder!r}: {exc}") from None
         except BaseException:
             transaction.abort()
             raise
