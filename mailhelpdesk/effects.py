@@ -111,6 +111,8 @@ class Effects:
         message = compose(mail, self.config, now)
         ref = self.mailbox.send(message, labels, mail.thread_id)
         self._record_done(state, record, ref)
+        if not ref:
+            self.checkpoint()  # no copy in the mailbox says it went out: the state file must say so at once
         if mail.kind == "acknowledgement":
             state.sender_log.setdefault(mail.to, []).append(now)
         log.info("sent %s for %s to %s", mail.kind, mail.ticket or "-", mail.to)

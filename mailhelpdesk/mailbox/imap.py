@@ -4,6 +4,7 @@ Gmail labels. Never sets \\Seen (BODY.PEEK, read-only selects), never deletes or
 from __future__ import annotations
 
 import email.policy
+import logging
 import re
 import socket
 import ssl
@@ -22,6 +23,8 @@ from ..config import Config
 from ..errors import AuthError, CapabilityError, MailboxError, SendError
 from ..smtp import SmtpSender
 from .base import Changes, RawMessage
+
+log = logging.getLogger("mailhelpdesk")
 
 FETCH_CHUNK = 100
 ATOM_SPECIALS = re.compile(r"[^\x21-\x7e]|[(){%*\"\\\]]")
@@ -274,11 +277,16 @@ class ImapMailbox:
             self.sender.send(message)
             return ""
         transaction = self.sender.open(message)
+        committed = []
         try:
-            ref = self._store_copy(message, labels, then=transaction.commit)
-        except IMAPClientError as exc:
-            transaction.abort()
-            raise MailboxError(f"could not store the sent copy in {self.sent_folder!r}: {exc}") from None
+            ref = self._store_copy(message, labels, then=lambda: (transaction.commit(), committed.append(True)))
+        except (IMAPClientError, MailboxError, OSError) as exc:
+            if not committed:
+                transaction.abort()
+                raise MailboxError(f"could not store the sent copy in {self.sent_folder!r}: {exc}") from None
+            transaction.finish()  # the SMTP server has it: the mail went out, only the copy is missing
+            log.warning("sent %s, but its copy could not be stored in %r: %s", message["Message-ID"], self.sent_folder, exc)
+            return ""
         except BaseException:
             transaction.abort()
             raise

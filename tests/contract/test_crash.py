@@ -47,9 +47,10 @@ security = "none"
 
 
 def start(config: Path) -> subprocess.Popen:
+    log = open(config.parent / "daemon.log", "ab")  # kept for a post-mortem when the test fails
     return subprocess.Popen(
-        [sys.executable, "-m", "mailhelpdesk.cli", "run", "--config", str(config)],
-        cwd=config.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [sys.executable, "-m", "mailhelpdesk.cli", "run", "-v", "--config", str(config)],
+        cwd=config.parent, stdout=subprocess.DEVNULL, stderr=log,
         env=dict(os.environ, CRASH_TEST_IMAP_PASSWORD=config.with_suffix(".pw").read_text()),
     )
 
@@ -84,7 +85,7 @@ def test_sigkill_at_random_moments_never_duplicates_or_loses_work(imap_account, 
         else:
             time.sleep(rng.uniform(0.2, 2.5))
         if process.poll() is not None:
-            raise AssertionError(process.stderr.read().decode())
+            raise AssertionError((config.parent / "daemon.log").read_text())
         process.send_signal(signal.SIGKILL)
         process.wait()
         kills += 1
@@ -94,7 +95,7 @@ def test_sigkill_at_random_moments_never_duplicates_or_loses_work(imap_account, 
     started = datetime.now(UTC).isoformat()
     deadline = time.monotonic() + 120
     while passes_done(config) < started and time.monotonic() < deadline:
-        assert process.poll() is None, process.stderr.read().decode()
+        assert process.poll() is None, (config.parent / "daemon.log").read_text()
         time.sleep(0.2)
     time.sleep(1.5)  # one more idle pass
     process.send_signal(signal.SIGTERM)
