@@ -74,14 +74,14 @@ def recipient(to: str) -> Address:
     text = one_line(to)
     local, at, domain = text.rpartition("@")
     if not (at and local and domain) or any(c in text for c in " ,;<>()[]\\\""):
-        raise SendError(f"cannot send to {text!r}: not a single mail address")
+        raise SendError(f"cannot send to {text!r}: not a single mail address", permanent=True)
     if not local.isascii():
-        raise SendError(f"cannot send to {text!r}: a non-ASCII mailbox name needs SMTPUTF8, which we do not use")
+        raise SendError(f"cannot send to {text!r}: a non-ASCII mailbox name needs SMTPUTF8, which we do not use", permanent=True)
     try:
         domain = domain if domain.isascii() else domain.encode("idna").decode("ascii")
         return Address(addr_spec=f"{local}@{domain}")
     except Exception as exc:  # the email package's own check of the address
-        raise SendError(f"cannot send to {text!r}: {exc}") from None
+        raise SendError(f"cannot send to {text!r}: {exc}", permanent=True) from None
 
 
 def message_id(value: str) -> str:

@@ -79,8 +79,8 @@ class Effects:
                     done.append(describe(mail))
             except SendError as exc:
                 if not exc.permanent:
-                    log.error("%s: %s (will retry next pass)", record.key, exc)
-                    continue
+                    log.error("%s: %s (the outbox waits for the next pass)", record.key, exc)
+                    break  # the server is unreachable or busy: do not spend the pass retrying every message
                 self._give_up(state, record, str(exc), now)
             except MailboxError:
                 raise  # the connection is gone: the pass fails and the daemon reconnects

@@ -30,10 +30,18 @@ def _transient(exc: BaseException) -> bool:
 class SmtpSender:
     def __init__(self, config: SmtpConfig):
         self.config = config
+        self._ssl: ssl.SSLContext | None = None
+
+    def _context(self) -> ssl.SSLContext | None:
+        if self.config.security == "none":
+            return None
+        if self._ssl is None:
+            self._ssl = ssl.create_default_context()  # certificate checks on; built once, it is not cheap
+        return self._ssl
 
     def _connect(self) -> smtplib.SMTP:
         c = self.config
-        context = ssl.create_default_context() if c.security != "none" else None
+        context = self._context()
         if c.security == "ssl":
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(c.host, c.effective_port, timeout=c.timeout, context=context)
         else:
@@ -47,6 +55,8 @@ class SmtpSender:
                         '(set [smtp] security = "none" only for a trusted local relay)'
                     )
                 smtp.starttls(context=context)
+        if smtp.sock is not None:  # the final dot is a tiny write: do not let Nagle hold it for a delayed ACK
+            smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if c.username:
             try:
                 smtp.login(c.username, c.password)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import tempfile
@@ -52,7 +53,7 @@ class AtomicJSONStorage(Storage):
         try:
             os.fchmod(fd, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(data, handle, ensure_ascii=False, separators=(",", ":"))
+                handle.write(json.dumps(data, ensure_ascii=False, separators=(",", ":")))  # the C encoder
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, self.path)
@@ -147,6 +148,13 @@ def encode(value: Any) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=None)
+def _hints(cls: type) -> dict[str, Any]:
+    """Field types of a dataclass (evaluating annotations is slow: once per class, not per object)."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
 def decode(hint: Any, data: Any) -> Any:
     if data is None:
         return None
@@ -154,9 +162,8 @@ def decode(hint: Any, data: Any) -> Any:
     if origin in (typing.Union, types.UnionType):
         return decode(next(a for a in args if a is not type(None)), data)
     if dataclasses.is_dataclass(hint):
-        hints = typing.get_type_hints(hint)
-        names = {f.name for f in dataclasses.fields(hint)}
-        return hint(**{k: decode(hints[k], v) for k, v in data.items() if k in names})
+        hints = _hints(hint)
+        return hint(**{k: decode(hints[k], v) for k, v in data.items() if k in hints})
     if origin is tuple:
         return tuple(decode(args[0], v) for v in data)
     if origin is list:

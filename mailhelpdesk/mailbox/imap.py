@@ -35,6 +35,13 @@ def keyword(label: str) -> str:
     return ATOM_SPECIALS.sub("_", label)
 
 
+def chunks(uids: list[int], size: int = 500) -> Iterator[list[int]]:
+    """UID lists in pieces: servers refuse command lines much over 8-64 KB (RFC 7162 suggests 8 KB)."""
+    ordered = sorted(uids)
+    for start in range(0, len(ordered), size):
+        yield ordered[start : start + size]
+
+
 def make_ref(folder: str, uidvalidity: int, uid: int) -> str:
     return f"{folder}:{uidvalidity}:{uid}"
 
@@ -208,8 +215,9 @@ class ImapMailbox:
                 else:
                     touched = []
                 touched = [uid for uid in touched if uid not in fresh]
-                changed = client.fetch(touched, flag_items) if touched else {}
-                label_changes += [(make_ref(folder, validity, uid), self._labels(data)) for uid, data in changed.items()]
+                for part in chunks(touched):
+                    changed = client.fetch(part, flag_items)
+                    label_changes += [(make_ref(folder, validity, uid), self._labels(data)) for uid, data in changed.items()]
             top = max(uids, default=0)
             uids = [uid for uid in uids if make_ref(folder, validity, uid) not in self.appended]
             new_cursor[folder] = {"uidvalidity": validity, "uidnext": max(uidnext, top + 1), "modseq": modseq}
@@ -252,22 +260,23 @@ class ImapMailbox:
         for ref in refs:
             folder, validity, uid = split_ref(ref)
             by_folder.setdefault((folder, validity), []).append(uid)
-        for (folder, validity), uids in by_folder.items():
+        for (folder, validity), all_uids in by_folder.items():
             info = client.select_folder(folder)
             if int(info[b"UIDVALIDITY"]) != validity:
                 continue  # the folder was recreated; a resync will label its messages anew
-            if self.gmail:
-                if remove:
-                    client.remove_gmail_labels(uids, sorted(remove), silent=True)
-                if add:
-                    client.add_gmail_labels(uids, sorted(add), silent=True)
-                continue
             known = {f.decode("utf-8", "replace") if isinstance(f, bytes) else f for f in info.get(b"FLAGS", ())}
             drop = sorted(k for k in map(keyword, remove) if k in known)
-            if drop:
-                client.remove_flags(uids, drop, silent=True)
-            if add:
-                client.add_flags(uids, sorted(map(keyword, add)), silent=True)
+            for uids in chunks(all_uids):
+                if self.gmail:
+                    if remove:
+                        client.remove_gmail_labels(uids, sorted(remove), silent=True)
+                    if add:
+                        client.add_gmail_labels(uids, sorted(add), silent=True)
+                    continue
+                if drop:
+                    client.remove_flags(uids, drop, silent=True)
+                if add:
+                    client.add_flags(uids, sorted(map(keyword, add)), silent=True)
 
     def send(self, message: EmailMessage, labels: frozenset[str], thread_id: str = "") -> str:
         """Send by SMTP and keep a labelled copy in the sent folder. The copy and the SMTP commit are written
