@@ -8,7 +8,9 @@ from __future__ import annotations
 import email
 import email.charset
 import email.header
+import email.headerregistry
 import email.policy
+import functools
 import hashlib
 import html
 import itertools
@@ -20,6 +22,18 @@ from typing import Callable
 
 from .model import MessageFacts, Priority
 from .rules.automatic import automatic_reason
+
+
+class _CachingRegistry(email.headerregistry.HeaderRegistry):
+    """policy.default parses a header anew on every access (Content-Type some 16 times per message);
+    header objects are immutable, so the same (name, value) can share one."""
+
+    @functools.lru_cache(maxsize=4096)
+    def __call__(self, name, value):  # type: ignore[override]
+        return super().__call__(name, value)
+
+
+POLICY = email.policy.default.clone(header_factory=_CachingRegistry())
 
 BODY_LIMIT = 20_000
 HTML_LIMIT = 200_000  # characters of an HTML body converted to text (the result is cut to BODY_LIMIT anyway)
@@ -122,13 +136,13 @@ def one_line(text: str) -> str:
 def _message(raw: bytes) -> tuple[EmailMessage, list[str]]:
     """The parsed message; when the body defeats the parser (absurd nesting), at least its header block."""
     try:
-        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        msg = email.message_from_bytes(raw, policy=POLICY)
         return msg, [type(d).__name__ for d in msg.defects]  # type: ignore[return-value]
     except Exception as exc:  # RecursionError on a few thousand nested parts; keep what can be read
         problem = f"body unreadable: {type(exc).__name__}"
     head = re.split(rb"\r?\n\r?\n", raw, maxsplit=1)[0]
     try:
-        msg = email.message_from_bytes(head + b"\r\n\r\n", policy=email.policy.default)
+        msg = email.message_from_bytes(head + b"\r\n\r\n", policy=POLICY)
         return msg, [problem, *(type(d).__name__ for d in msg.defects)]  # type: ignore[return-value]
     except Exception as exc:
         return EmailMessage(), [problem, f"headers unreadable: {type(exc).__name__}"]

@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import json
 import os
+import sys
 import tempfile
 import types
 import typing
@@ -82,19 +83,21 @@ class Store:
         return TinyDB(self.path, storage=middleware)
 
     def load(self) -> State:
-        db = self._db()
+        """The whole state, decoded straight from TinyDB's tables (no per-document copies), each table
+        freed as it is read, so loading a large file needs little more than the objects it yields."""
+        data = AtomicJSONStorage(self.path).read() or {}
         try:
-            meta = db.table("meta").get(doc_id=1) or {}
+            meta = next(iter(data.pop("meta", {}).values()), {})
             version = meta.get("schema_version", SCHEMA_VERSION)
             if version > SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.path}: written by a newer mailhelpdesk (schema {version}, this one reads {SCHEMA_VERSION})"
                 )
             state = State(
-                tickets={d["key"]: decode(Ticket, d) for d in db.table("tickets").all()},
-                ignored={d["message_id"]: decode(Ignored, d) for d in db.table("ignored").all()},
-                sent={d["message_id"]: decode(SentRecord, d) for d in db.table("sent").all()},
-                index=meta.get("index", {}),
+                tickets=_table(data, "tickets", Ticket, "key"),
+                ignored=_table(data, "ignored", Ignored, "message_id"),
+                sent=_table(data, "sent", SentRecord, "message_id"),
+                index={sys.intern(k): sys.intern(v) for k, v in meta.get("index", {}).items()},
                 sender_log={k: [datetime.fromisoformat(t) for t in v] for k, v in meta.get("sender_log", {}).items()},
                 cursors=meta.get("cursors", {}),
                 quarantine=meta.get("quarantine", {}),
@@ -103,35 +106,48 @@ class Store:
             )
         except StoreError:
             raise
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise StoreError(
                 f"{self.path}: the state file is not in the expected form ({exc!r}); "
                 "move it aside and run `mailhelpdesk rebuild`"
             ) from None
-        finally:
-            db.close()
         return state
 
     def save(self, state: State) -> None:
-        db = self._db()
-        try:
-            db.drop_tables()
-            db.table("tickets").insert_multiple(encode(t) for t in state.tickets.values())
-            db.table("ignored").insert_multiple(encode(i) for i in state.ignored.values())
-            db.table("sent").insert_multiple(encode(s) for s in state.sent.values())
-            db.table("meta").insert(
-                {
-                    "schema_version": SCHEMA_VERSION,
-                    "next_number": state.next_number,
-                    "rr_index": state.rr_index,
-                    "index": state.index,
-                    "cursors": state.cursors,
-                    "quarantine": state.quarantine,
-                    "sender_log": {k: [t.isoformat() for t in v] for k, v in state.sender_log.items()},
-                }
-            )
-        finally:
-            db.close()  # CachingMiddleware flushes on close
+        """One atomic write of every table, in TinyDB's format (TinyDB(path) opens it)."""
+        meta = {
+            "schema_version": SCHEMA_VERSION,
+            "next_number": state.next_number,
+            "rr_index": state.rr_index,
+            "index": state.index,
+            "cursors": state.cursors,
+            "quarantine": state.quarantine,
+            "sender_log": {k: [t.isoformat() for t in v] for k, v in state.sender_log.items()},
+        }
+        AtomicJSONStorage(self.path).write({
+            "tickets": _rows(state.tickets.values()),
+            "ignored": _rows(state.ignored.values()),
+            "sent": _rows(state.sent.values()),
+            "meta": {"1": meta},
+        })
+
+
+def _rows(items) -> dict[str, Any]:
+    return {str(number): encode(item) for number, item in enumerate(items, start=1)}
+
+
+def _table(data: dict[str, Any], name: str, cls: type, key: str) -> dict[str, Any]:
+    rows = data.pop(name, {}) or {}
+    result = {}
+    while rows:
+        _, row = rows.popitem()
+        item = decode(cls, row)
+        result[getattr(item, key)] = item
+    return dict(sorted(result.items(), key=lambda kv: _order(kv[1]))) if cls is Ticket else result
+
+
+def _order(ticket: Any) -> int:
+    return ticket.number
 
 
 def encode(value: Any) -> Any:
@@ -172,4 +188,6 @@ def decode(hint: Any, data: Any) -> Any:
         return datetime.fromisoformat(data)
     if isinstance(hint, type) and issubclass(hint, Enum):
         return hint(data)
+    if isinstance(data, str) and len(data) < 64:
+        return sys.intern(data)  # keys, addresses and ids repeat across tickets and the index
     return data

@@ -139,3 +139,23 @@ def test_run_once_and_dry_run_on_a_local_mailbox(tmp_path):
     assert "Helpdesk/Status/Open" in box.labels_of("INBOX/000001.eml")
     again = run("run", "--once", "--config", str(tmp_path / "c.toml"))
     assert "send" not in again.output and "0 action(s)" in again.output
+
+
+def test_the_state_file_is_tinydb_and_round_trips(tmp_path):
+    """Written in TinyDB's format (TinyDB itself can open it) and read back to equal objects."""
+    from tinydb import TinyDB
+
+    from mailhelpdesk.store import Store
+
+    result = run("demo", "--dir", str(tmp_path / "demo"))
+    assert result.exit_code == 0
+    path = tmp_path / "demo" / "state.json"
+    state = Store(path).load()
+    db = TinyDB(path)
+    assert len(db.table("tickets")) == len(state.tickets) and db.table("meta").get(doc_id=1)["schema_version"] == 1
+    db.close()
+    copy = tmp_path / "copy.json"
+    Store(copy).save(state)
+    again = Store(copy).load()
+    assert again.tickets == state.tickets and again.sent == state.sent and again.index == state.index
+    assert list(again.tickets) == sorted(again.tickets, key=lambda k: again.tickets[k].number)
