@@ -10,7 +10,7 @@ from typing import Callable, Iterable
 
 from .config import Config, calendar
 from .labels import LabelScheme, scheme_for
-from .model import Ignored, Incoming, Plan, Priority, SendMail, SetLabels, State, Status, Ticket
+from .model import IGNORED_PREFIX, Ignored, Incoming, Plan, Priority, SendMail, SetLabels, State, Status, Ticket
 from .rules.assignment import choose_assignee
 from .rules.commands import Command, parse_commands, trusted_sender
 from .rules.escalation import due_steps
@@ -20,7 +20,6 @@ from .sla import parse_duration
 from .rules.threading import Match, find_ticket, ref_key, thread_key
 from .templates import render
 
-IGNORED_PREFIX = "ignored:"
 
 
 class Engine:

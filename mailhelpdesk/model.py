@@ -156,6 +156,21 @@ class Ignored:
     ticket: str | None = None
 
 
+# --- keys of the index (Message-IDs are keys as they are) ----------------------------------
+
+IGNORED_PREFIX = "ignored:"
+
+
+def thread_key(thread_id: str) -> str:
+    """Index key of a provider thread id (kept in the same index as Message-IDs)."""
+    return f"thread:{thread_id}"
+
+
+def ref_key(ref: str) -> str:
+    """Index key of a message's place in the mailbox."""
+    return f"ref:{ref}"
+
+
 # --- actions: what the engine asks the effects module to do -------------------------------
 
 
@@ -255,6 +270,23 @@ class State:
             self.next_number = plan.next_number
         if plan.rr_index is not None:
             self.rr_index = plan.rr_index
+
+    def rebuild_index(self) -> None:
+        """The index is derived state: Message-IDs, places and threads of every ticket, and ignored mail.
+        It is rebuilt at load rather than stored (it would double the file)."""
+        index: dict[str, str] = {}
+        for record in self.ignored.values():
+            if not record.reason.startswith("outgoing"):
+                index[ref_key(record.ref)] = IGNORED_PREFIX + record.message_id
+        for ticket in self.tickets.values():
+            key = ticket.key
+            for message_id in ticket.message_ids:
+                index[message_id] = key
+            for ref in ticket.refs:
+                index[ref_key(ref)] = key
+            for thread in ticket.thread_ids:
+                index[thread_key(thread)] = key
+        self.index = index
 
     def ticket_of(self, message_id: str) -> Ticket | None:
         key = self.index.get(message_id)

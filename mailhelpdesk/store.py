@@ -13,7 +13,7 @@ import typing
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from tinydb import TinyDB
 from tinydb.middlewares import CachingMiddleware
@@ -23,6 +23,7 @@ from .errors import StoreError
 from .model import Ignored, SentRecord, State, Ticket
 
 SCHEMA_VERSION = 1
+LAYOUT_MARK = "{\n"  # our files start with a bare "{" line, then one document per line
 
 
 class AtomicJSONStorage(Storage):
@@ -30,6 +31,40 @@ class AtomicJSONStorage(Storage):
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
+
+    def read_rows(self) -> Iterator[tuple[str, str, Any]] | None:
+        """(table, doc id, document) one at a time from a file in our line layout; None for any other file
+        (written by TinyDB itself, or hand-edited): then `read` parses it whole."""
+        try:
+            handle = open(self.path, encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot read the state file: {exc.strerror or exc}") from None
+        if handle.readline() != LAYOUT_MARK.rstrip("\n") + "\n":
+            handle.close()
+            return None
+
+        def rows() -> Iterator[tuple[str, str, Any]]:
+            table = ""
+            with handle:
+                for number, line in enumerate(handle, start=2):
+                    line = line.rstrip("\n")
+                    if not line or line.startswith("}"):
+                        continue
+                    try:
+                        if line.endswith(": {"):
+                            table = json.loads(line[:-3])
+                            continue
+                        doc_id, row = next(iter(json.loads("{" + line.rstrip(",") + "}").items()))
+                    except (json.JSONDecodeError, StopIteration) as exc:
+                        raise StoreError(
+                            f"{self.path}: the state file is damaged (line {number}: {exc}); "
+                            "move it aside and run `mailhelpdesk rebuild` to recover the tickets from the mailbox"
+                        ) from None
+                    yield table, doc_id, row
+
+        return rows()
 
     def read(self) -> dict[str, dict[str, Any]] | None:
         try:
@@ -49,12 +84,24 @@ class AtomicJSONStorage(Storage):
             ) from None
 
     def write(self, data: dict[str, dict[str, Any]]) -> None:
+        self.write_tables({name: iter(rows.items()) for name, rows in data.items()})
+
+    def write_tables(self, tables: dict[str, Iterator[tuple[str, Any]]]) -> None:
+        """TinyDB's JSON, one document per line, written as it is encoded (never one giant string), so
+        `read_rows` can read it back a line at a time."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
         try:
             os.fchmod(fd, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(json.dumps(data, ensure_ascii=False, separators=(",", ":")))  # the C encoder
+                handle.write(LAYOUT_MARK)
+                for number, (name, rows) in enumerate(tables.items()):
+                    handle.write(("\n},\n" if number else "") + json.dumps(name) + ": {")
+                    separator = "\n"
+                    for doc_id, row in rows:
+                        handle.write(separator + json.dumps(doc_id) + ": " + json.dumps(row, ensure_ascii=False, separators=(",", ":")))
+                        separator = ",\n"
+                handle.write("\n}\n}\n")
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, self.path)
@@ -85,7 +132,29 @@ class Store:
     def load(self) -> State:
         """The whole state, decoded straight from TinyDB's tables (no per-document copies), each table
         freed as it is read, so loading a large file needs little more than the objects it yields."""
-        data = AtomicJSONStorage(self.path).read() or {}
+        storage = AtomicJSONStorage(self.path)
+        rows = storage.read_rows()
+        if rows is None:
+            data = storage.read() or {}
+        else:
+            data = {"tickets": {}, "ignored": {}, "sent": {}, "meta": {}}
+            decoders = {"tickets": (Ticket, "key"), "ignored": (Ignored, "message_id"), "sent": (SentRecord, "message_id")}
+            decoded: dict[str, dict[str, Any]] = {name: {} for name in decoders}
+            try:
+                for table, _, row in rows:  # decoded as read: the file's JSON tree never exists whole
+                    if table in decoders:
+                        cls, key = decoders[table]
+                        item = decode(cls, row)
+                        decoded[table][getattr(item, key)] = item
+                    else:
+                        data.setdefault(table, {})[_] = row
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise StoreError(f"{self.path}: the state file is not in the expected form ({exc!r}); "
+                                 "move it aside and run `mailhelpdesk rebuild`") from None
+            if not data["meta"]:  # written last: without it the file was cut short
+                raise StoreError(f"{self.path}: the state file is damaged (it ends early); "
+                                 "move it aside and run `mailhelpdesk rebuild` to recover the tickets from the mailbox")
+            data.update({name: _Decoded(items) for name, items in decoded.items()})
         try:
             meta = next(iter(data.pop("meta", {}).values()), {})
             version = meta.get("schema_version", SCHEMA_VERSION)
@@ -97,7 +166,6 @@ class Store:
                 tickets=_table(data, "tickets", Ticket, "key"),
                 ignored=_table(data, "ignored", Ignored, "message_id"),
                 sent=_table(data, "sent", SentRecord, "message_id"),
-                index={sys.intern(k): sys.intern(v) for k, v in meta.get("index", {}).items()},
                 sender_log={k: [datetime.fromisoformat(t) for t in v] for k, v in meta.get("sender_log", {}).items()},
                 cursors=meta.get("cursors", {}),
                 quarantine=meta.get("quarantine", {}),
@@ -111,6 +179,7 @@ class Store:
                 f"{self.path}: the state file is not in the expected form ({exc!r}); "
                 "move it aside and run `mailhelpdesk rebuild`"
             ) from None
+        state.rebuild_index()
         return state
 
     def save(self, state: State) -> None:
@@ -119,25 +188,30 @@ class Store:
             "schema_version": SCHEMA_VERSION,
             "next_number": state.next_number,
             "rr_index": state.rr_index,
-            "index": state.index,
             "cursors": state.cursors,
             "quarantine": state.quarantine,
             "sender_log": {k: [t.isoformat() for t in v] for k, v in state.sender_log.items()},
         }
-        AtomicJSONStorage(self.path).write({
+        AtomicJSONStorage(self.path).write_tables({
             "tickets": _rows(state.tickets.values()),
             "ignored": _rows(state.ignored.values()),
             "sent": _rows(state.sent.values()),
-            "meta": {"1": meta},
+            "meta": iter([("1", meta)]),
         })
 
 
-def _rows(items) -> dict[str, Any]:
-    return {str(number): encode(item) for number, item in enumerate(items, start=1)}
+def _rows(items) -> Iterator[tuple[str, Any]]:
+    return ((str(number), encode(item)) for number, item in enumerate(items, start=1))
+
+
+class _Decoded(dict):
+    """A table whose rows are already objects (the streaming reader decodes as it reads)."""
 
 
 def _table(data: dict[str, Any], name: str, cls: type, key: str) -> dict[str, Any]:
     rows = data.pop(name, {}) or {}
+    if isinstance(rows, _Decoded):
+        return dict(sorted(rows.items(), key=lambda kv: _order(kv[1]))) if cls is Ticket else dict(rows)
     result = {}
     while rows:
         _, row = rows.popitem()

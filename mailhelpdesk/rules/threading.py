@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..model import Incoming, State, Ticket
+from ..model import Incoming, State, Ticket, ref_key, thread_key  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
@@ -30,13 +30,3 @@ def find_ticket(state: State, incoming: Incoming) -> Match:
             return Match(ticket, f"subject tag [{ticket.key}]")
         return Match(None, related=ticket.key)
     return Match(None)
-
-
-def thread_key(thread_id: str) -> str:
-    """Index key of a provider thread id (kept in the same index as Message-IDs)."""
-    return f"thread:{thread_id}"
-
-
-def ref_key(ref: str) -> str:
-    """Index key of a message's place in the mailbox."""
-    return f"ref:{ref}"

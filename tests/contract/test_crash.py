@@ -77,13 +77,14 @@ def test_sigkill_at_random_moments_never_duplicates_or_loses_work(imap_account, 
     for round_ in range(KILLS):
         process = start(config)
         before = len(smtp_sink.messages)
-        if round_ % 3 == 2:  # every third kill lands right after a message went out, however slow the machine
-            deadline = time.monotonic() + 60
-            while len(smtp_sink.messages) == before and time.monotonic() < deadline and process.poll() is None:
-                time.sleep(0.01)
-            time.sleep(rng.uniform(0, 0.05))
-        else:
-            time.sleep(rng.uniform(0.2, 2.5))
+        if round_ % 2:  # while mail goes out: after a few more messages, however fast or slow the machine
+            target = before + rng.randint(1, 6)
+            deadline = time.monotonic() + 30
+            while len(smtp_sink.messages) < target and time.monotonic() < deadline and process.poll() is None:
+                time.sleep(0.002)
+            time.sleep(rng.uniform(0, 0.01))
+        else:  # anywhere: starting up, fetching, deciding, labelling
+            time.sleep(rng.uniform(0.05, 1.5))
         if process.poll() is not None:
             raise AssertionError((config.parent / "daemon.log").read_text())
         process.send_signal(signal.SIGKILL)

@@ -52,3 +52,19 @@ def test_a_damaged_state_file_gives_a_clear_message(tmp_path):
     path.write_text('{"tickets": {"1": {"key": ')
     with pytest.raises(StoreError, match="damaged.*mailhelpdesk rebuild"):
         Store(path).load()
+
+
+def test_a_state_file_cut_short_is_refused_not_half_loaded(tmp_path):
+    import pytest
+
+    from mailhelpdesk.errors import StoreError
+    from mailhelpdesk.model import State, Ticket
+
+    path = tmp_path / "state.json"
+    tickets = {f"HD-{n}": Ticket(key=f"HD-{n}", number=n, customer="a@b.example", subject="s", created_at=NOW) for n in range(1, 50)}
+    Store(path).save(State(tickets=tickets, next_number=50))
+    assert len(Store(path).load().tickets) == 49
+    text = path.read_text()
+    path.write_text(text[: len(text) // 2].rsplit("\n", 1)[0] + "\n")  # cut at a line boundary
+    with pytest.raises(StoreError, match="ends early"):
+        Store(path).load()
