@@ -53,7 +53,11 @@ class LocalConfig:
 
 
 @dataclass(frozen=True)
-class ImapConfig:
+class ServerConfig:
+    """What an IMAP and an SMTP server have in common: where, how securely, and the login."""
+
+    DEFAULT_PORTS = {"ssl": 0, "starttls": 0, "none": 0}
+
     host: str = ""
     port: int = 0
     security: Literal["ssl", "starttls", "none"] = "ssl"
@@ -61,32 +65,27 @@ class ImapConfig:
     password: str = _secret()
     password_env: str = ""
     password_file: str = ""
+    timeout: int = 60
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or self.DEFAULT_PORTS[self.security]
+
+
+@dataclass(frozen=True)
+class ImapConfig(ServerConfig):
+    DEFAULT_PORTS = {"ssl": 993, "starttls": 143, "none": 143}
+
     folder: str = "INBOX"
     sent_folder: str = ""
     import_days: int = 14
     save_sent: Literal["auto", "yes", "no"] = "auto"
     idle: bool = True
-    timeout: int = 60
-
-    @property
-    def effective_port(self) -> int:
-        return self.port or (993 if self.security == "ssl" else 143)
 
 
 @dataclass(frozen=True)
-class SmtpConfig:
-    host: str = ""
-    port: int = 0
-    security: Literal["ssl", "starttls", "none"] = "ssl"
-    username: str = ""
-    password: str = _secret()
-    password_env: str = ""
-    password_file: str = ""
-    timeout: int = 60
-
-    @property
-    def effective_port(self) -> int:
-        return self.port or {"ssl": 465, "starttls": 587, "none": 25}[self.security]
+class SmtpConfig(ServerConfig):
+    DEFAULT_PORTS = {"ssl": 465, "starttls": 587, "none": 25}
 
 
 @dataclass(frozen=True)
