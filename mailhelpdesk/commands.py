@@ -23,8 +23,7 @@ def check_setup(config_path: Path) -> Iterable[str]:
     mailbox.connect()
     try:
         yield from mailbox.describe()
-        scheme = scheme_for(config)
-        yield from mailbox.prepare(scheme.all() | {scheme.quarantine})
+        yield from mailbox.prepare(scheme_for(config).to_create())
         if config.mailbox.backend == "imap":
             from .smtp import SmtpSender
 
@@ -65,10 +64,6 @@ def run_daemon(config_path: Path, once: bool, dry_run: bool, echo: Callable[[str
             report = helpdesk.run_pass(dry_run=dry_run)
         finally:
             helpdesk.close()
-    from .daemon import Health
-
-    if not dry_run:
-        Health(config.resolve(config.helpdesk.state_file)).write(last_success=datetime.now(UTC).isoformat())
     if dry_run:
         echo(f"dry run: {report.messages} new message(s), {report.label_changes} label change(s); nothing was changed")
         for note in report.notes:

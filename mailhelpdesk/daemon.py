@@ -18,7 +18,6 @@ from .config import Config
 from .effects import Effects, coalesce_labels, describe
 from .engine import Engine
 from .errors import LockError, MailboxError
-from .labels import scheme_for
 from .mailbox import open_mailbox
 from .mailbox.base import Mailbox
 from .model import Action, Incoming, SendMail, SetLabels, State
@@ -49,6 +48,7 @@ class Helpdesk:
         self.store = Store(config.resolve(config.helpdesk.state_file))
         self.clock = clock or (lambda: datetime.now(UTC))
         self.state: State = self.store.load()
+        self.health = Health(self.store.path)
         self._prepared = False
 
     def save(self) -> None:
@@ -60,7 +60,7 @@ class Helpdesk:
         report = PassReport()
         if not self._prepared:
             self.mailbox.connect()
-            self.mailbox.prepare(scheme_for(self.config).all() | {scheme_for(self.config).quarantine})
+            self.mailbox.prepare(self.engine.labels.to_create())
             self._prepared = True
         state = self.state
         since = now - timedelta(days=self.config.imap.import_days)
@@ -114,12 +114,13 @@ class Helpdesk:
         if changed:  # an idle pass writes nothing: at 20,000 tickets a save is seconds of work
             state.cursors["last_pass"] = now.isoformat()
             self.save()
+        self.health.write(last_success=now.isoformat(), last_messages=report.messages)
         return report
 
     def _quarantine(self, ref: str, reason: str, actions: list[Action], report: PassReport) -> None:
         log.error("quarantined %s: %s", ref, reason)
         self.state.quarantine[ref] = reason
-        actions.append(SetLabels((ref,), frozenset({scheme_for(self.config).quarantine}), frozenset()))
+        actions.append(SetLabels((ref,), frozenset({self.engine.labels.quarantine}), frozenset()))
         report.quarantined.append(f"{ref}: {reason}")
 
     def close(self) -> None:
@@ -214,14 +215,13 @@ def serve(helpdesk: Helpdesk, on_report: Callable[[PassReport], None], stop: thr
         signal.signal(signal.SIGINT, request_stop)
     backoff = 1.0
     interval = helpdesk.config.mailbox.poll_interval
-    health = Health(helpdesk.store.path)
+    health = helpdesk.health
     last_success = helpdesk.clock()
     notify("READY=1")
     while not stop.is_set():
         try:
             report = helpdesk.run_pass()
             last_success = helpdesk.clock()
-            health.write(last_success=last_success.isoformat(), last_messages=report.messages)
             notify("WATCHDOG=1")
             on_report(report)
             backoff = 1.0

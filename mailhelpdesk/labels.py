@@ -43,6 +43,10 @@ class LabelScheme:
             + [self.overdue, self.ignored]
         )
 
+    def to_create(self) -> frozenset[str]:
+        """Every label the mailbox must have: ours to set and clear, and Quarantine (never cleared by us)."""
+        return self.all() | {self.quarantine}
+
     def ours(self, labels: Iterable[str]) -> frozenset[str]:
         prefix = self.root + "/"
         return frozenset(label for label in labels if label.startswith(prefix))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime, timedelta
 
-from .daemon import Helpdesk
+from .daemon import Helpdesk, in_order
 from .engine import Engine
 from .model import Incoming, SentRecord, State
 from .parse import parse_message
@@ -16,9 +16,8 @@ from .parse import parse_message
 def rebuild_state(helpdesk: Helpdesk, now: datetime) -> State:
     config = helpdesk.config
     mailbox = helpdesk.mailbox
-    labels_scheme = helpdesk.engine.labels
     mailbox.connect()
-    mailbox.prepare(labels_scheme.all() | {labels_scheme.quarantine})
+    mailbox.prepare(helpdesk.engine.labels.to_create())
     since = now - timedelta(days=config.imap.import_days)
     changes = mailbox.changes({}, since)
     incoming: list[Incoming] = []
@@ -27,7 +26,7 @@ def rebuild_state(helpdesk: Helpdesk, now: datetime) -> State:
         facts = parse_message(raw.raw, config.helpdesk.ticket_prefix)
         incoming.append(Incoming(raw.ref, raw.folder_role, facts, raw.labels, raw.received_at, raw.thread_id))
         labels_of[raw.ref] = raw.labels
-    incoming.sort(key=lambda m: (m.when or now, m.ref))
+    incoming = in_order(incoming, now)  # the daemon's order: by time, replies after what they answer
 
     state = State()
     known_keys: dict[str, str] = {}
@@ -37,7 +36,7 @@ def rebuild_state(helpdesk: Helpdesk, now: datetime) -> State:
         facts = message.facts
         if not (facts.ours and facts.sender == config.support_address):
             continue
-        kind = _header_kind(message)
+        kind = facts.our_kind or "unknown"
         state.sent[facts.message_id] = SentRecord(
             key=f"rebuilt:{facts.message_id}", message_id=facts.message_id, to=facts.to[0] if facts.to else "",
             kind=kind, ticket=facts.ours, at=message.when or now, done=True,
@@ -83,6 +82,3 @@ def _from_labels(engine: Engine, ticket, labels_of: dict[str, frozenset[str]]):
         return ticket
     return ticket
 
-
-def _header_kind(message: Incoming) -> str:
-    return message.facts.our_kind or "unknown"
