@@ -498,6 +498,7 @@ class _SinkHandler:
         # connection when TLS is not required too.
         if self.sink.auth_required and not session.authenticated:
             return "530 5.7.0 Authentication required"
+        await self.sink._hold_while_limited()
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 OK"
@@ -539,6 +540,8 @@ class SmtpSink:
         self.auth_attempts: list[tuple[str, str, bool]] = []  # (mechanism, login, success)
         self._messages: list[ReceivedMessage] = []
         self._cond = threading.Condition()
+        self._limit: int | None = None  # see limit()
+        self.held = 0  # sessions waiting at MAIL FROM because of the limit
         kwargs = {}
         if auth is not None:
             kwargs.update(authenticator=self._authenticate, auth_require_tls=False)
@@ -579,6 +582,43 @@ class SmtpSink:
         if ok:
             return AuthResult(success=True, auth_data=auth_data)
         return AuthResult(success=False, handled=False)
+
+    def limit(self, count: int | None) -> None:
+        """Stop answering MAIL FROM once ``count`` messages have arrived (None lifts it), as a stalled server would.
+
+        A test that wants to stop a client in the middle of sending waits for ``held`` to become non-zero: however
+        fast or slow the machine, the client is then blocked inside an SMTP transaction.
+        """
+        with self._cond:
+            self._limit = count
+            self._cond.notify_all()
+            # sessions held by the old limit see the new one within milliseconds; wait, so `held` is about this one
+            self._cond.wait_for(lambda: self.held == 0 or self._limited(), timeout=10)
+
+    def wait_held(self, timeout: float = 30) -> bool:
+        """Block until a client is held by the limit; False after ``timeout`` seconds."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self.held > 0, timeout)
+
+    async def _hold_while_limited(self) -> None:
+        import asyncio
+
+        limited = self._limited
+        if not limited():
+            return
+        with self._cond:
+            self.held += 1
+            self._cond.notify_all()
+        try:
+            while limited():
+                await asyncio.sleep(0.005)
+        finally:
+            with self._cond:
+                self.held -= 1
+                self._cond.notify_all()
+
+    def _limited(self) -> bool:
+        return self._limit is not None and len(self._messages) >= self._limit
 
     def _add(self, record: ReceivedMessage) -> None:
         with self._cond:

@@ -95,7 +95,7 @@ def test_a_realistic_mailbox_on_imap_and_on_gmail_gives_the_same_helpdesk(imap_a
     from gmail_fake import GmailFake
 
     imap = run_and_check(ImapBackend(imap_account, smtp_sink, tmp_path / "imap"))
-    with GmailFake("support@example.com", seed=11) as fake:
+    with GmailFake("support@example.com", seed=11, clock=CORPUS.now.timestamp) as fake:
         gmail = run_and_check(GmailBackend(fake, tmp_path / "gmail"))
     assert gmail == imap
 
