@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Callable
 
@@ -13,15 +15,40 @@ import click
 
 from .errors import MailHelpdeskError
 
+CONFIG_HELP = "Config file (also $MAILHELPDESK_CONFIG; default mailhelpdesk.toml)."
+
+
+def _config_path(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
+    """`--config` after the command wins; else the one before it (`mailhelpdesk --config X run`), which also
+    reads $MAILHELPDESK_CONFIG; else mailhelpdesk.toml."""
+    if value is not None:
+        return value
+    root = ctx.find_root()
+    return (root.obj or {}).get("config_path") or Path(os.environ.get("MAILHELPDESK_CONFIG") or "mailhelpdesk.toml")
+
+
 CONFIG_OPTION = click.option(
     "--config",
     "config_path",
-    envvar="MAILHELPDESK_CONFIG",
-    default="mailhelpdesk.toml",
-    show_default=True,
+    default=None,
+    callback=_config_path,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Config file (also $MAILHELPDESK_CONFIG).",
+    help=CONFIG_HELP,
 )
+
+
+def _now(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime:
+    """The time the read-only commands report at: now, or the hidden --now (an ISO time) for reproducible output."""
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO time such as 2027-01-15T09:00:00+00:00") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+NOW_OPTION = click.option("--now", "now", default=None, hidden=True, callback=_now)
 
 
 def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -32,13 +59,21 @@ def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except MailHelpdeskError as exc:
-            click.echo(f"error: {exc}", err=True)
+            context = click.get_current_context(silent=True)
+            if context is not None and context.params.get("log_format") == "json":  # every line JSON, errors too
+                from .logjson import json_line
+
+                click.echo(json_line(f"error: {exc}", "error"), err=True)
+            else:
+                click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
 
     return wrapper
 
 
 def setup_logging(verbose: int, log_format: str = "text") -> None:
+    """One handler, on the root logger: our records and the libraries' (and Python's warnings) each appear
+    once, all in the same format (one JSON object per line with --log-format json)."""
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
     handler = logging.StreamHandler()
     if log_format == "json":
@@ -47,18 +82,40 @@ def setup_logging(verbose: int, log_format: str = "text") -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    root = logging.getLogger("mailhelpdesk")
+    root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.setLevel(logging.WARNING)  # libraries: warnings and errors only
+    ours = logging.getLogger("mailhelpdesk")
+    ours.handlers[:] = []
+    ours.propagate = True
+    ours.setLevel(level)
+    logging.captureWarnings(True)
+
+
+def daemon_output(log_format: str, daemon: bool) -> Callable[[str], None]:
+    """Where `run` reports what it did: the daemon through the log (one line per action, timestamped, JSON with
+    --log-format json); one pass (--once, --dry-run) on stdout, as JSON lines with --log-format json."""
+    if daemon:
+        return logging.getLogger("mailhelpdesk").info
+    if log_format == "json":
+        from .logjson import json_line
+
+        return lambda line: click.echo(json_line(line))
+    return click.echo
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="mailhelpdesk")
-def main() -> None:
+@click.option("--config", "config_path", envvar="MAILHELPDESK_CONFIG", default=None,
+              type=click.Path(dir_okay=False, path_type=Path), help=CONFIG_HELP)
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None) -> None:
     """mailhelpdesk: a helpdesk inside your shared mailbox.
 
     Start with `mailhelpdesk demo` (no account needed), then `mailhelpdesk init`.
+    `--config` may come before the command or after it (after it wins).
     """
+    ctx.ensure_object(dict)["config_path"] = config_path
 
 
 @main.command()
@@ -75,24 +132,32 @@ def demo(directory: Path | None) -> None:
 @main.command()
 @CONFIG_OPTION
 @click.option("--force", is_flag=True, help="Overwrite an existing config file.")
+@click.option("--example", is_flag=True,
+              help="Print the fully documented example config (every key, its default) and exit.")
 @friendly
-def init(config_path: Path, force: bool) -> None:
-    """Ask a few questions and write a config file."""
-    from .wizard import run_wizard
+def init(config_path: Path, force: bool, example: bool) -> None:
+    """Ask a few questions and write a config file (the password is never asked for)."""
+    from .wizard import example_config, run_wizard
 
+    if example:
+        click.echo(example_config(), nl=False)
+        return
     run_wizard(config_path, force, click.prompt, click.echo)
 
 
 @main.command()
 @CONFIG_OPTION
-@click.option("--no-browser", is_flag=True, help="Print the URL instead of opening a browser (headless servers).")
+@click.option("--no-browser", is_flag=True,
+              help="Headless servers: print the URL to open on any machine, then paste back the address Google "
+                   "redirected to (or the code).")
 @friendly
 def auth(config_path: Path, no_browser: bool) -> None:
     """Authorise access to a Gmail mailbox (OAuth, scope gmail.modify); writes the token file (mode 0600)."""
     from .config import load_config
     from .mailbox.gmail import authorize
 
-    authorize(load_config(config_path), open_browser=not no_browser, echo=click.echo)
+    authorize(load_config(config_path), open_browser=not no_browser, echo=click.echo,
+              prompt=lambda text: click.prompt(text, default="", show_default=False))
 
 
 @main.command()
@@ -102,8 +167,15 @@ def check(config_path: Path) -> None:
     """Validate the config, log in, say what the server supports, create labels."""
     from .commands import check_setup
 
+    problems = 0
     for line in check_setup(config_path):
-        click.echo(line)
+        if isinstance(line, MailHelpdeskError):  # one line each on stderr; the check goes on
+            click.echo(f"error: {line}", err=True)
+            problems += 1
+        else:
+            click.echo(line)
+    if problems:
+        sys.exit(2)
 
 
 @main.command()
@@ -118,19 +190,21 @@ def run(config_path: Path, once: bool, dry_run: bool, verbose: int, log_format: 
     from .commands import run_daemon
 
     setup_logging(max(verbose, 0 if (once or dry_run) else 1), log_format)
-    run_daemon(config_path, once=once or dry_run, dry_run=dry_run, echo=click.echo)
+    run_daemon(config_path, once=once or dry_run, dry_run=dry_run, echo=daemon_output(log_format, not (once or dry_run)))
 
 
 @main.command()
 @CONFIG_OPTION
 @click.option("--print", "mode", flag_value="print", default=True, help="Show the digests (default).")
-@click.option("--send", "mode", flag_value="send", help="Send them now (each at most once a day).")
+@click.option("--send", "mode", flag_value="send",
+              help="Send them now (each at most once a day); while the daemon runs, it sends them at its next pass.")
+@NOW_OPTION
 @friendly
-def digest(config_path: Path, mode: str) -> None:
-    """The daily digests, on demand (so system cron can drive them too)."""
+def digest(config_path: Path, mode: str, now: datetime) -> None:
+    """The daily digests, on demand (so system cron can drive them too). --print needs no password."""
     from .commands import run_digest
 
-    run_digest(config_path, send=mode == "send", echo=click.echo)
+    run_digest(config_path, send=mode == "send", echo=click.echo, now=now)
 
 
 @main.command()
@@ -146,26 +220,31 @@ def rebuild(config_path: Path, force: bool) -> None:
 
 @main.command()
 @CONFIG_OPTION
+@NOW_OPTION
 @friendly
-def status(config_path: Path) -> None:
+def status(config_path: Path, now: datetime) -> None:
     """Health: the last successful pass, the backlog, quarantined mail, the last error (exit 1 when stale)."""
     from .commands import show_status
 
-    sys.exit(show_status(config_path, click.echo))
+    sys.exit(show_status(config_path, click.echo, now))
 
 
 @main.command()
 @CONFIG_OPTION
 @click.argument("key", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--status", "statuses", multiple=True, help="Only these statuses (repeatable).")
+@click.option("--status", "statuses", multiple=True,
+              type=click.Choice(["open", "pending", "resolved", "closed", "overdue"], case_sensitive=False),
+              help="Only these (repeatable; overdue: open tickets past their due time).")
 @click.option("--ignored", is_flag=True, help="List the mail that opened no ticket, and why.")
+@NOW_OPTION
 @friendly
-def tickets(config_path: Path, key: str | None, as_json: bool, statuses: tuple[str, ...], ignored: bool) -> None:
-    """List tickets (or show one, with its history)."""
+def tickets(config_path: Path, key: str | None, as_json: bool, statuses: tuple[str, ...], ignored: bool,
+            now: datetime) -> None:
+    """List tickets, overdue first (or show one, with its history). Needs no password."""
     from .commands import list_tickets
 
-    output = list_tickets(config_path, key, as_json, statuses, ignored)
+    output = list_tickets(config_path, key, as_json, statuses, ignored, now)
     click.echo(json.dumps(output, indent=2, ensure_ascii=False) if as_json else output)
 
 
@@ -179,16 +258,17 @@ def tickets(config_path: Path, key: str | None, as_json: bool, statuses: tuple[s
               show_default=True, help="What to print.")
 @click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a self-contained HTML report with charts to this file.")
+@NOW_OPTION
 @friendly
-def report(config_path: Path, since: Any, until: Any, output_format: str, html_file: Path | None) -> None:
+def report(config_path: Path, since: Any, until: Any, output_format: str, html_file: Path | None, now: datetime) -> None:
     """Figures: tickets, first-response and resolution times, SLA breaches, ratings; by agent, hour, weekday, month."""
-    from datetime import UTC, datetime, timedelta
+    from datetime import timedelta
 
     from . import report as figures
     from .config import calendar, load_config
     from .store import Store
 
-    config = load_config(config_path)
+    config = load_config(config_path, secrets=False)
     tz = config.helpdesk.tz
     start = since.replace(tzinfo=tz).astimezone(UTC) if since else None
     end = (until + timedelta(days=1)).replace(tzinfo=tz).astimezone(UTC) if until else None
@@ -196,7 +276,7 @@ def report(config_path: Path, since: Any, until: Any, output_format: str, html_f
         raise click.BadParameter("--since must be on or before --until", param_hint="--since")
     state = Store(config.resolve(config.helpdesk.state_file)).load()
     result = figures.compute_report(
-        state.tickets.values(), tz, start, end, datetime.now(UTC), calendar=calendar(config)
+        state.tickets.values(), tz, start, end, now, calendar=calendar(config)
     )
     if output_format == "json":
         click.echo(json.dumps(figures.to_json(result), indent=2, ensure_ascii=False))
@@ -210,6 +290,21 @@ def report(config_path: Path, since: Any, until: Any, output_format: str, html_f
         except OSError as exc:
             raise click.FileError(str(html_file), exc.strerror or str(exc)) from None
         click.echo(f"HTML report written to {html_file}", err=True)
+
+
+@main.command("client-setup")
+@CONFIG_OPTION
+@click.argument("client", type=click.Choice(["thunderbird", "apple-mail", "outlook"]))
+@friendly
+def client_setup(config_path: Path, client: str) -> None:
+    """Set-up for agents' mail clients: Thunderbird tags as user.js lines; what Apple Mail and Outlook can show."""
+    from .clients import setup_text
+    from .config import load_config
+
+    text, warnings = setup_text(load_config(config_path), client)
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(text, nl=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,30 +7,96 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .config import load_config
+from .errors import ConfigError, MailHelpdeskError
 from .model import Priority, Status, Ticket
 
 
-def check_setup(config_path: Path) -> Iterable[str]:
+def check_setup(config_path: Path) -> Iterable[str | MailHelpdeskError]:
+    """`mailhelpdesk check`: lines to show, and a MailHelpdeskError for each problem found (one line each, naming
+    the key to fix). Every part is checked even when an earlier one failed, so one run shows every mistake."""
     from .labels import scheme_for
     from .mailbox import open_mailbox
+    from .templates import check_templates, sample_contexts
 
-    config = load_config(config_path)
+    config = load_config(config_path)  # a config that cannot be read stops here (one line, exit 2)
     yield f"config {config.path}: ok (helpdesk {config.helpdesk.name!r} <{config.helpdesk.address}>, backend {config.mailbox.backend})"
     yield f"agents: {', '.join(a.name for a in config.agents) or 'none (tickets stay unassigned)'}; assignment {config.assignment.strategy}"
     for warning in insecure_settings(config):
         yield f"warning: {warning}"
-    mailbox = open_mailbox(config)
-    mailbox.connect()
+    problems = 0
     try:
+        yield f"state file {state_location(config)}: its folder is writable"
+    except MailHelpdeskError as exc:
+        problems += 1
+        yield exc
+    h = config.helpdesk
+    templates_dir = str(config.resolve(h.templates_dir)) if h.templates_dir else ""
+    checked, broken = check_templates(templates_dir, h.language, sample_contexts(config))
+    for line in broken:
+        problems += 1
+        yield ConfigError(line)
+    yield f"templates: {checked} checked ({h.language}{', with ' + templates_dir if templates_dir else ''}), " + (
+        f"{len(broken)} broken" if broken else "all render")
+    mailbox = open_mailbox(config)
+    try:
+        mailbox.connect()
         yield from mailbox.describe()
         yield from mailbox.prepare(scheme_for(config).to_create())
-        if config.mailbox.backend == "imap":
-            from .smtp import SmtpSender
-
-            yield SmtpSender(config.smtp).check()
+    except MailHelpdeskError as exc:
+        problems += 1
+        yield exc
     finally:
         mailbox.close()
-    yield "all good: start the helpdesk with `mailhelpdesk run`"
+    if config.mailbox.backend == "imap":
+        from .smtp import SmtpSender
+
+        try:
+            yield SmtpSender(config.smtp).check()
+        except MailHelpdeskError as exc:
+            problems += 1
+            yield exc
+    if not problems:
+        yield "all good: start the helpdesk with `mailhelpdesk run`"
+
+
+def state_location(config) -> Path:
+    """The state file's path, once its folder is known to exist and to take new files (the state is written to
+    a temp file there and renamed); otherwise one line naming [helpdesk] state_file, exit code 2."""
+    import os
+    import tempfile
+
+    from .errors import StateFileError
+
+    path = config.resolve(config.helpdesk.state_file)
+    folder = path.parent
+    key = f"[helpdesk] state_file {path}"
+    try:
+        if not folder.exists():
+            raise StateFileError(f"{key}: the folder {folder} does not exist; create it or correct state_file")
+        if not folder.is_dir():
+            raise StateFileError(f"{key}: {folder} is not a folder; correct state_file")
+        if path.is_dir():
+            raise StateFileError(f"{key} is a folder; name a file in it instead")
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise StateFileError(f"{key}: cannot write in {folder} ({exc.strerror or exc}); make the folder writable "
+                             "for this user or correct state_file") from None
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        raise StateFileError(f"{key}: this user cannot read and write it; fix its owner or mode (0600)")
+    return path
+
+
+def start_up_checks(helpdesk, send: bool = True) -> None:
+    """`run`, before the first pass: log in to the mailbox (and SMTP when we may send). A mistake here stops `run`
+    with one line (exit 2) instead of a daemon that retries for ever; once it runs, faults are retried."""
+    helpdesk.mailbox.connect()
+    helpdesk.mailbox.close()  # the first pass connects (and prepares the labels) itself
+    if send and helpdesk.config.mailbox.backend == "imap":
+        from .smtp import SmtpSender
+
+        SmtpSender(helpdesk.config.smtp).check()
 
 
 def insecure_settings(config) -> list[str]:
@@ -50,13 +116,12 @@ def run_daemon(config_path: Path, once: bool, dry_run: bool, echo: Callable[[str
     config = load_config(config_path)
 
     def show(report: PassReport) -> None:
-        for line in report.done:
+        for line in report.done:  # quarantined mail is logged as an error by the daemon (once)
             echo(line)
-        for line in report.quarantined:
-            echo(f"quarantined {line}")
 
-    with InstanceLock(config.resolve(config.helpdesk.state_file)):
+    with InstanceLock(state_location(config)):  # a state folder that cannot be written: one line, exit 2
         helpdesk = Helpdesk(config)
+        start_up_checks(helpdesk, send=not dry_run)  # a server setting that is wrong: one line, exit 2
         if not once:
             serve(helpdesk, show)
             return
@@ -76,10 +141,18 @@ def run_daemon(config_path: Path, once: bool, dry_run: bool, echo: Callable[[str
     echo(f"pass done: {report.messages} new message(s), {len(report.done)} action(s); {tickets} ticket(s) in total")
 
 
-def ticket_json(ticket: Ticket) -> dict[str, Any]:
+def sla(ticket: Ticket, now: datetime):  # -> sla_state.SlaState
+    """The one answer to "is this ticket late?" (due_at, waiting, overdue, breached), for every command here."""
+    from .sla_state import sla_state
+
+    return sla_state(ticket, now)
+
+
+def ticket_json(ticket: Ticket, now: datetime | None = None) -> dict[str, Any]:
     def when(value: datetime | None) -> str | None:
         return value.astimezone(UTC).isoformat() if value else None
 
+    state = sla(ticket, now) if now is not None else None
     return {
         "key": ticket.key,
         "status": ticket.status.value,
@@ -94,6 +167,9 @@ def ticket_json(ticket: Ticket) -> dict[str, Any]:
         "resolved_at": when(ticket.resolved_at),
         "closed_at": when(ticket.closed_at),
         "due_at": when(ticket.due_at),
+        "waiting": state.waiting if state else None,
+        "overdue": state.overdue if state else None,
+        "breached": state.breached if state else None,
         "message_ids": list(ticket.message_ids),
         "related": list(ticket.related),
         "bounced": ticket.bounced,
@@ -102,56 +178,99 @@ def ticket_json(ticket: Ticket) -> dict[str, Any]:
     }
 
 
-def list_tickets(config_path: Path, key: str | None, as_json: bool, statuses: Iterable[str], ignored: bool) -> Any:
+TICKET_FILTERS = (*(s.value for s in Status), "overdue")
+
+
+def list_tickets(config_path: Path, key: str | None, as_json: bool, statuses: Iterable[str], ignored: bool,
+                 now: datetime | None = None) -> Any:
+    """`mailhelpdesk tickets`: the list (overdue first, then by status, priority and due time), one ticket, or
+    the ignored mail. `statuses` are status names or "overdue" (any of them)."""
     from .errors import MailHelpdeskError
     from .store import Store
 
-    config = load_config(config_path)
+    now = now or datetime.now(UTC)
+    wanted = {s.lower() for s in statuses}
+    unknown = sorted(wanted - set(TICKET_FILTERS))
+    if unknown:
+        raise MailHelpdeskError(f"unknown --status {', '.join(unknown)} (choose from {', '.join(TICKET_FILTERS)})")
+    config = load_config(config_path, secrets=False)
+    tz = config.helpdesk.tz
     state = Store(config.resolve(config.helpdesk.state_file)).load()
     if ignored:
         rows = sorted(state.ignored.values(), key=lambda i: i.at)
         if as_json:
             return [{"message_id": i.message_id, "from": i.sender, "subject": i.subject, "reason": i.reason,
-                     "at": i.at.isoformat(), "ticket": i.ticket} for i in rows]
-        return "\n".join(f"{i.at:%Y-%m-%d %H:%M}  {i.sender:30.30}  {i.subject[:40]:40}  {i.reason}" for i in rows) or "no ignored mail"
+                     "at": i.at.astimezone(UTC).isoformat(), "ticket": i.ticket} for i in rows]
+        if not rows:
+            return "no ignored mail"
+        lines = [f"{'RECEIVED':22} {'FROM':30} {'SUBJECT':40} REASON"]
+        lines += [f"{i.at.astimezone(tz):%Y-%m-%d %H:%M %Z}".ljust(22) + f" {fit(i.sender, 30)} {fit(i.subject, 40)} {i.reason}"
+                  + (f" (ticket {i.ticket})" if i.ticket else "") for i in rows]
+        return "\n".join(lines)
     if key:
         ticket = state.tickets.get(key.upper())
         if ticket is None:
             raise MailHelpdeskError(f"no ticket {key}")
-        return ticket_json(ticket) if as_json else show_ticket(ticket, config.helpdesk.tz)
-    wanted = {s.lower() for s in statuses}
-    rows = [t for t in state.tickets.values() if not wanted or t.status.value in wanted]
-    rows.sort(key=lambda t: (_status_order(t.status), t.priority.rank, t.due_at or t.created_at))
+        return ticket_json(ticket, now) if as_json else show_ticket(ticket, tz, now)
+    rows = [t for t in state.tickets.values()
+            if not wanted or t.status.value in wanted or ("overdue" in wanted and sla(t, now).overdue)]
+    rows.sort(key=lambda t: (not sla(t, now).overdue, _status_order(t.status), t.priority.rank, t.due_at or t.created_at))
     if as_json:
-        return [ticket_json(t) for t in rows]
-    return table(rows, config.helpdesk.tz)
+        return [ticket_json(t, now) for t in rows]
+    if not rows and state.tickets:
+        return f"no {' or '.join(sorted(wanted))} tickets ({len(state.tickets)} in total)"
+    return table(rows, tz, now)
 
 
 def _status_order(status: Status) -> int:
     return list(Status).index(status)
 
 
-def table(rows: list[Ticket], tz) -> str:
+def fit(text: str, width: int) -> str:
+    """`text` in exactly `width` columns: padded, or cut with an ellipsis (never silently)."""
+    text = " ".join(text.split())
+    return text.ljust(width) if len(text) <= width else text[: width - 1] + "…"
+
+
+def table(rows: list[Ticket], tz, now: datetime | None = None) -> str:
+    """One line per ticket. DUE is the time an answer is due while the customer waits ("answered" once the
+    latest word is answered); SLA says OVERDUE while it is late now, "breached" when a due time was missed."""
     if not rows:
         return "no tickets yet"
-    lines = [f"{'KEY':8} {'STATUS':9} {'PRIORITY':8} {'ASSIGNEE':10} {'DUE':16} {'CUSTOMER':28} SUBJECT"]
+    now = now or datetime.now(UTC)
+    key_width = max(3, *(len(t.key) for t in rows))
+    lines = [f"{'KEY':{key_width}} {'STATUS':8} {'PRIORITY':8} {'ASSIGNEE':12} {'DUE':21} {'SLA':8} {'CUSTOMER':28} SUBJECT"]
     for t in rows:
-        due = t.due_at.astimezone(tz).strftime("%a %d %b %H:%M") if t.due_at and t.first_response_at is None else "answered" if t.first_response_at else "-"
-        lines.append(
-            f"{t.key:8} {t.status.value:9} {t.priority.value:8} {(t.assignee or '-'):10.10} {due:16} {t.customer:28.28} {t.subject[:60]}"
-        )
+        state = sla(t, now)
+        if state.waiting and t.due_at:
+            due = f"{t.due_at.astimezone(tz):%a %d %b %H:%M %Z}"
+        elif t.first_response_at:
+            due = "answered"
+        else:
+            due = "-"
+        flag = "OVERDUE" if state.overdue else "breached" if state.breached else "-"
+        lines.append(f"{t.key:{key_width}} {t.status.value:8} {t.priority.value:8} {fit(t.assignee or '-', 12)} "
+                     f"{fit(due, 21)} {flag:8} {fit(t.customer, 28)} {fit(t.subject, 60).rstrip()}")
     return "\n".join(lines)
 
 
-def show_ticket(t: Ticket, tz) -> str:
+def show_ticket(t: Ticket, tz, now: datetime | None = None) -> str:
     def fmt(d: datetime | None) -> str:
         return d.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z") if d else "-"
 
+    state = sla(t, now or datetime.now(UTC))
+    if state.overdue:
+        standing = f"OVERDUE since {fmt(t.due_at)}"
+    elif state.waiting:
+        standing = f"waiting, answer due {fmt(t.due_at)}" + (" (a due time was missed before)" if state.breached else "")
+    else:
+        standing = "breached (a due time was missed)" if state.breached else "on time"
     lines = [
         f"{t.key}  {t.subject}",
         f"  customer:  {t.customer_name + ' ' if t.customer_name else ''}<{t.customer}>",
         f"  status:    {t.status.value}    priority: {t.priority.value}    assignee: {t.assignee or '-'}",
         f"  created:   {fmt(t.created_at)}    first response: {fmt(t.first_response_at)}    due: {fmt(t.due_at)}",
+        f"  sla:       {standing}",
         f"  messages:  {len(t.message_ids)}" + (f"    related: {', '.join(t.related)}" if t.related else "") + ("    BOUNCED" if t.bounced else ""),
         "  history:",
     ]
@@ -162,26 +281,35 @@ def show_ticket(t: Ticket, tz) -> str:
 __all__ = ["check_setup", "run_daemon", "list_tickets", "ticket_json", "Priority"]
 
 
-def run_digest(config_path: Path, send: bool, echo: Callable[[str], None]) -> None:
-    """`mailhelpdesk digest`: the digests as they would go out now; with send, send them (once a day each)."""
+def run_digest(config_path: Path, send: bool, echo: Callable[[str], None], now: datetime | None = None,
+               wait: float | None = None) -> None:
+    """`mailhelpdesk digest`: the digests as they would go out now; with send, send them (once a day each).
+    While the daemon runs (it holds the lock) the daemon is asked to send them at its next pass; `wait` is how
+    long to wait for it (default: one poll interval and a half minute)."""
     from .daemon import Helpdesk, InstanceLock
     from .digest import build_digests
     from .effects import Effects
+    from .engine import Engine
+    from .errors import LockError
+    from .store import Store
 
-    config = load_config(config_path)
-    now = datetime.now(UTC)
+    config = load_config(config_path, secrets=send)
+    now = now or datetime.now(UTC)
+    path = config.resolve(config.helpdesk.state_file)
     if not send:
-        from .engine import Engine
-        from .store import Store
-
-        state = Store(config.resolve(config.helpdesk.state_file)).load()
-        mails = build_digests(Engine(config), state, now)
+        mails = build_digests(Engine(config), Store(path).load(), now)
         for mail in mails:
             echo(f"To: {mail.to}\nSubject: {mail.subject}\n\n{mail.body}\n{'-' * 72}")
         if not mails:
             echo("no digest to send: nobody has open tickets and no lead is configured ([sla] escalate_to)")
         return
-    with InstanceLock(config.resolve(config.helpdesk.state_file)):
+    lock = InstanceLock(path)
+    try:
+        lock.__enter__()
+    except LockError:
+        _ask_daemon_for_digests(config, path, now, echo, wait)
+        return
+    try:
         helpdesk = Helpdesk(config)
         try:
             helpdesk.mailbox.connect()
@@ -190,8 +318,51 @@ def run_digest(config_path: Path, send: bool, echo: Callable[[str], None]) -> No
             helpdesk.save()
         finally:
             helpdesk.close()
+    finally:
+        lock.__exit__()
     for mail in mails:
         echo(("sent" if any(mail.to in line for line in done) else "already sent today") + f": {mail.kind} to {mail.to}")
+
+
+def _ask_daemon_for_digests(config, path: Path, now: datetime, echo: Callable[[str], None], wait: float | None) -> None:
+    """The daemon holds the lock: leave it a request and report what its next pass sent (from the state file)."""
+    import time
+
+    from . import digest_request
+    from .digest import build_digests
+    from .engine import Engine
+    from .errors import StoreError
+    from .store import Store
+
+    state = Store(path).load()
+    mails = build_digests(Engine(config), state, now)
+    if not mails:
+        echo("no digest to send: nobody has open tickets and no lead is configured ([sla] escalate_to)")
+        return
+    before = {m.message_id for m in mails if m.message_id in state.sent and state.sent[m.message_id].done}
+    request = digest_request.ask(path, now)
+    echo("the daemon is running: asked it to send the digests at its next pass")
+    deadline = time.monotonic() + (config.mailbox.poll_interval + 30 if wait is None else wait)
+    sent: dict = {}
+    while time.monotonic() < deadline:
+        if not request.exists():
+            try:
+                sent = Store(path).load().sent
+            except StoreError:  # caught between two writes: look again
+                sent = {}
+            if all(mail.message_id in sent and sent[mail.message_id].done for mail in mails):
+                break
+        time.sleep(0.2)
+    else:
+        if request.exists():
+            echo("the daemon has not taken the request yet; it sends the digests at its next pass "
+                 f"(a request older than {digest_request.EXPIRES.total_seconds() / 3600:.0f} h is dropped)")
+            return
+    for mail in mails:
+        record = sent.get(mail.message_id)
+        done = record is not None and record.done
+        echo(("already sent today" if mail.message_id in before else "sent" if done else
+              "not confirmed yet (see the daemon's log)") + f": {mail.kind} to {mail.to}")
 
 
 def run_rebuild(config_path: Path, force: bool, echo: Callable[[str], None]) -> None:
@@ -228,16 +399,15 @@ def run_rebuild(config_path: Path, force: bool, echo: Callable[[str], None]) -> 
          f"{len(state.sent)} sent message(s) on record, {len(state.ignored)} ignored; saved to {path}")
 
 
-def show_status(config_path: Path, echo: Callable[[str], None]) -> int:
-    """`mailhelpdesk status`: health for humans and for monitoring (exit 1 when stale)."""
+def show_status(config_path: Path, echo: Callable[[str], None], now: datetime | None = None) -> int:
+    """`mailhelpdesk status`: health for humans and for monitoring (exit 1 when stale). Needs no password."""
     from .daemon import Health
-    from .digest import overdue
     from .store import Store
 
-    config = load_config(config_path)
+    config = load_config(config_path, secrets=False)
     path = config.resolve(config.helpdesk.state_file)
     health = Health(path).read()
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     last = datetime.fromisoformat(health["last_success"]) if health.get("last_success") else None
     if last:
         echo(f"last successful pass: {last.astimezone(config.helpdesk.tz):%Y-%m-%d %H:%M:%S %Z} "
@@ -246,7 +416,7 @@ def show_status(config_path: Path, echo: Callable[[str], None]) -> int:
         echo("last successful pass: never")
     state = Store(path).load()
     active = [t for t in state.tickets.values() if t.status.value == "open"]
-    echo(f"open tickets: {len(active)} ({sum(overdue(t, now) for t in active)} overdue, "
+    echo(f"open tickets: {len(active)} ({sum(sla(t, now).overdue for t in active)} overdue, "
          f"{sum(1 for t in active if not t.assignee)} unassigned); "
          f"pending: {sum(1 for t in state.tickets.values() if t.status.value == 'pending')}")
     echo(f"quarantined messages: {len(state.quarantine)}")

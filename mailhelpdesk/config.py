@@ -158,7 +158,7 @@ class SlaConfig:
     holidays_subdivision: str = ""
     holidays_extra: list[str] = field(default_factory=list)
     first_response: dict[str, str] = field(
-        default_factory=lambda: {"urgent": "1h", "high": "4h", "normal": "24h", "low": "48h"}
+        default_factory=lambda: {"urgent": "1h", "high": "4h", "normal": "1d", "low": "2d"}
     )
     warn_at: float = 0.75
     escalate_to: list[str] = field(default_factory=list)
@@ -212,17 +212,24 @@ class Config:
         wanted = name.strip().lower()
         return next((a for a in self.agents if wanted in (a.name.lower(), a.email.lower())), None)
 
-    def first_response_target(self, priority: Priority) -> timedelta:
-        from .sla import parse_duration
+    def first_response_target(self, priority: Priority):  # -> sla.Target
+        """Days are working days (`1d`: the same time on the next working day), hours are business hours."""
+        from .sla import parse_target
 
-        return parse_duration(self.sla.first_response.get(priority.value, "24h"))
+        return parse_target(self.sla.first_response.get(priority.value) or SlaConfig().first_response[priority.value])
 
 
 # --- loading ---------------------------------------------------------------------------------
 
 
-def load_config(path: str | os.PathLike[str] | None = None) -> Config:
-    """Read and validate the config file; every problem is a ConfigError naming file and key."""
+def load_config(path: str | os.PathLike[str] | None = None, secrets: bool = True) -> Config:
+    """Read and validate the config file; every problem is a ConfigError naming file and key.
+
+    With secrets=False the passwords are not looked up (their variables and files need not exist): for the
+    commands that only read the state (`tickets`, `status`, `report`, `digest --print`).
+    A relative `[helpdesk] state_file` goes into `$STATE_DIRECTORY` when it is set (systemd's StateDirectory=),
+    else next to the config file.
+    """
     path = Path(path or os.environ.get("MAILHELPDESK_CONFIG") or DEFAULT_CONFIG)
     try:
         text = path.read_bytes().decode("utf-8")
@@ -234,15 +241,22 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return config_from_dict(data, path)
+    config = config_from_dict(data, path, secrets=secrets)
+    state_directory = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    if state_directory and not Path(config.helpdesk.state_file).expanduser().is_absolute():
+        import dataclasses
+
+        state_file = str(Path(state_directory) / config.helpdesk.state_file)
+        config = dataclasses.replace(config, helpdesk=dataclasses.replace(config.helpdesk, state_file=state_file))
+    return config
 
 
-def config_from_dict(data: dict[str, Any], path: Path = Path(DEFAULT_CONFIG)) -> Config:
+def config_from_dict(data: dict[str, Any], path: Path = Path(DEFAULT_CONFIG), secrets: bool = True) -> Config:
     if "helpdesk" not in data:
         raise ConfigError(f"{path}: missing section [helpdesk] (it needs at least `address`)")
     data = dict(data, path=path)
     config = _build(Config, data, "", path)
-    config = _resolve_secrets(config, path)
+    config = _resolve_secrets(config, path, read=secrets)
     _check(config, path)
     return config
 
@@ -309,7 +323,8 @@ def _show(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
-def _resolve_secrets(config: Config, path: Path) -> Config:
+def _resolve_secrets(config: Config, path: Path, read: bool = True) -> Config:
+    """Fill in the passwords from their variables or files; with read=False only check how they are given."""
     import dataclasses
 
     changes = {}
@@ -318,6 +333,8 @@ def _resolve_secrets(config: Config, path: Path) -> Config:
         given = [k for k in ("password", "password_env", "password_file") if getattr(sub, k)]
         if len(given) > 1:
             raise ConfigError(f"{path}: [{section}] give only one of password, password_env, password_file")
+        if not read:
+            continue
         if sub.password_env:
             secret = os.environ.get(sub.password_env)
             if secret is None:

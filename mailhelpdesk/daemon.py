@@ -14,10 +14,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Callable
 
+from . import digest_request
 from .config import Config
 from .effects import Effects, coalesce_labels, describe
 from .engine import Engine
-from .errors import LockError, MailboxError
+from .errors import LockError, MailboxError, StateFileError
 from .mailbox import open_mailbox
 from .mailbox.base import Mailbox
 from .model import Action, Incoming, SendMail, SetLabels, State
@@ -105,6 +106,7 @@ class Helpdesk:
         if dry_run:
             self.state = self.store.load()  # forget what this pass decided
             return report
+        actions += digest_request.take(self.engine, state, now, self.store.path)  # `digest --send` while we run
         effects = Effects(self.config, self.mailbox, self.save)
         outbox = any(not r.done for r in state.sent.values())
         report.done = effects.apply(state, actions, now)
@@ -183,8 +185,14 @@ class InstanceLock:
         self.handle = None
 
     def __enter__(self) -> "InstanceLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.handle = open(self.path, "a+")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.handle = open(self.path, "a+")
+        except OSError as exc:
+            raise StateFileError(
+                f"{self.path}: cannot create the lock file ({exc.strerror or exc}); the state folder must be writable: "
+                "correct [helpdesk] state_file (a relative one goes into $STATE_DIRECTORY when that is set)"
+            ) from None
         try:
             fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from .model import Plan, SendMail, State, Status, Ticket
+from .sla_state import sla_state, work_order
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -41,11 +42,31 @@ def digests_due(engine: "Engine", state: State, now: datetime) -> Plan:
 
 
 def overdue(ticket: Ticket, now: datetime) -> bool:
-    return ticket.status == Status.OPEN and ticket.waiting_since is not None and ticket.due_at is not None and ticket.due_at <= now
+    return sla_state(ticket, now).overdue
 
 
-def work_order(ticket: Ticket, now: datetime) -> tuple:
-    return (not overdue(ticket, now), ticket.status != Status.OPEN, ticket.priority.rank, ticket.due_at or ticket.created_at)
+def backlog_summaries(engine: "Engine", state: State, now: datetime) -> Plan:
+    """The first run over a backlog: one mail to each agent and lead instead of a notice per ticket."""
+    plan = Plan()
+    config = engine.config
+    tickets = list(state.tickets.values())
+    if not tickets:
+        return plan
+    active = sorted((t for t in tickets if t.status in (Status.OPEN, Status.PENDING)), key=lambda t: work_order(t, now))
+    late = [t for t in active if overdue(t, now)]
+    per_agent = {a.name: [t for t in active if t.assignee == a.name] for a in config.agents}
+    common = {"imported": len(tickets), "active": active, "overdue": late, "per_agent": per_agent,
+              "unassigned": [t for t in active if not t.assignee],
+              "acknowledged": sum(1 for t in tickets if any(h.what == "acknowledged" for h in t.history))}
+    for agent in config.agents:
+        mine = per_agent[agent.name]
+        plan.actions.append(_digest(engine, "backlog_summary", agent.email, None, now, dict(
+            common, agent=agent, tickets=mine, mine_overdue=[t for t in mine if overdue(t, now)])))
+    for lead in config.sla.escalate_to:
+        if config.agent_by_email(lead) is None:
+            plan.actions.append(_digest(engine, "backlog_summary", lead, None, now, dict(
+                common, agent=None, tickets=late, mine_overdue=late)))
+    return plan
 
 
 def build_digests(engine: "Engine", state: State, now: datetime) -> list[SendMail]:
@@ -73,7 +94,7 @@ def build_digests(engine: "Engine", state: State, now: datetime) -> list[SendMai
 
 
 def _digest(engine: "Engine", template: str, to: str, day, now: datetime, extra: dict) -> SendMail:
-    key = f"{template}:{to}:{day.isoformat()}"
+    key = f"{template}:{to}:{day.isoformat()}" if day else f"{template}:{to}"
     context = dict(engine.context_base(now), day=day, now=now, link=engine.link, **extra)
     rendered = engine._render(template, context)
     return SendMail(key=key, kind=template.replace("_", " "), to=to, subject=rendered.subject, body=rendered.text,

@@ -115,7 +115,7 @@ class Effects:
             self.checkpoint()  # no copy in the mailbox says it went out: the state file must say so at once
         if mail.kind == "acknowledgement":
             state.sender_log.setdefault(mail.to, []).append(now)
-        log.info("sent %s for %s to %s", mail.kind, mail.ticket or "-", mail.to)
+        log.debug("sent %s for %s to %s", mail.kind, mail.ticket or "-", mail.to)  # the pass reports it (once)
         return True
 
     def _record_done(self, state: State, record: SentRecord, ref: str) -> None:

@@ -136,14 +136,12 @@ class Engine:
                 changes["status"] = Status.OPEN
                 changes["resolved_at"] = None
                 changes["waiting_since"] = when
+                changes["escalations"] = ()  # a new wait gets a new ladder
         priority, reason = priority_for(incoming.facts, self.config)
         if priority.rank < ticket.priority.rank:
             changes["priority"] = priority
             ticket = ticket.log(when, "priority raised", f"{priority.value} ({reason})")
-        ticket = ticket.log(when, "customer replied", incoming.facts.sender, **changes)
-        if changes.get("status") == Status.OPEN:
-            ticket = dataclasses.replace(ticket, due_at=self._due(ticket, when))
-        return ticket
+        return self._timed(ticket.log(when, "customer replied", incoming.facts.sender, **changes))
 
     def _command(self, state: State, incoming: Incoming, now: datetime) -> Plan | None:
         """`#assign bob`, `#resolve`... on the first lines of an agent's mail to the support address."""
@@ -201,7 +199,8 @@ class Engine:
                     priority = Priority(command.argument.lower())
                 except ValueError:
                     return ticket, f"#priority {command.argument!r}: use urgent, high, normal or low"
-                ticket = ticket.log(when, "priority set", f"{priority.value} (#priority by {who})", priority=priority)
+                ticket = self._timed(ticket.log(when, "priority set", f"{priority.value} (#priority by {who})",
+                                                priority=priority))
             elif command.verb == "note":
                 ticket = ticket.log(when, "note", f"{who}: {command.argument}")
         return ticket, ""
@@ -280,7 +279,7 @@ class Engine:
         self._index_thread(plan, ticket, incoming)
         plan.notes.append(f"{key}: new ticket from {facts.customer}: {facts.title!r} [{priority.value}]")
         self._sync_labels(plan, ticket)
-        if assignee and self.config.assignment.notify and fresh:
+        if assignee and self.config.assignment.notify and fresh and not state.first_run:  # the backlog: a summary
             plan.actions.append(self._assignment_notice(state, ticket, now))
         return plan
 
@@ -330,7 +329,8 @@ class Engine:
                 ticket = self._set_status(ticket, new_status[0], now, "label")
             new_priority = [p for p in reading.priorities if p != ticket.priority]
             if new_priority:
-                ticket = ticket.log(now, "priority set", f"{new_priority[0].value} (label)", priority=new_priority[0])
+                ticket = self._timed(ticket.log(now, "priority set", f"{new_priority[0].value} (label)",
+                                                priority=new_priority[0]))
             new_assignee = [a for a in reading.assignees if a != ticket.assignee]
             if new_assignee:
                 ticket = ticket.log(now, "assigned", f"{new_assignee[0]} (label)", assignee=new_assignee[0])
@@ -347,7 +347,9 @@ class Engine:
             changes["closed_at"] = now
         elif status == Status.OPEN:
             changes.update(resolved_at=None, closed_at=None, waiting_since=ticket.waiting_since or now)
-        return ticket.log(now, "status", f"{ticket.status.value} -> {status.value} ({how})", **changes)
+            if ticket.waiting_since is None:
+                changes["escalations"] = ()  # a new wait gets a new ladder
+        return self._timed(ticket.log(now, "status", f"{ticket.status.value} -> {status.value} ({how})", **changes))
 
     def _promote_ignored(self, state: State, message_id: str, labels: frozenset[str], now: datetime) -> Plan | None:
         """An agent gave ignored mail a status label: it becomes a ticket (without an acknowledgement)."""
@@ -376,9 +378,10 @@ class Engine:
         plan = Plan()
         for duty in (self._acknowledgements, self._escalations, self._resolutions, self._auto_close):
             plan.extend(duty(_preview(state, plan) if plan.tickets else state, now))
-        from .digest import digests_due
+        from .digest import backlog_summaries, digests_due
 
-        plan.extend(digests_due(self, state, now))
+        preview = _preview(state, plan) if plan.tickets else state
+        plan.extend(backlog_summaries(self, preview, now) if state.first_run else digests_due(self, preview, now))
         return plan
 
     def _acknowledgements(self, state: State, now: datetime) -> Plan:
@@ -409,10 +412,8 @@ class Engine:
         leads = tuple(sla.escalate_to)
         escalate_after = parse_duration(sla.escalate_after)
         for ticket in state.tickets.values():
-            if ticket.status != Status.OPEN or ticket.waiting_since is None:
-                continue
-            target = self.config.first_response_target(ticket.priority)
-            steps = due_steps(ticket, target, sla.warn_at, escalate_after, bool(leads), self.calendar, now)
+            steps = due_steps(ticket, sla.warn_at, escalate_after, bool(leads), self.calendar, now,
+                              quiet=state.first_run)
             if not steps:
                 continue
             for step in steps:
@@ -461,7 +462,17 @@ class Engine:
         return incoming.folder_role == "sent" or sender == self.support or self.config.agent_by_email(sender) is not None
 
     def _due(self, ticket: Ticket, since: datetime) -> datetime:
-        return self.calendar.due(since, self.config.first_response_target(ticket.priority))
+        return self.calendar.add_target(since, self.config.first_response_target(ticket.priority))
+
+    def _timed(self, ticket: Ticket) -> Ticket:
+        """`due_at` follows the current wait and priority: recomputed when either changed; a new due time means
+        a new escalation ladder."""
+        if ticket.status != Status.OPEN or ticket.waiting_since is None:
+            return ticket
+        due = self._due(ticket, ticket.waiting_since)
+        if due == ticket.due_at:
+            return ticket
+        return dataclasses.replace(ticket, due_at=due, escalations=())
 
     def _index_thread(self, plan: Plan, ticket: Ticket, incoming: Incoming) -> None:
         if incoming.thread_id:
@@ -483,8 +494,10 @@ class Engine:
     def message_id(self, key: str) -> str:
         """Deterministic Message-ID for a send: a retry after a crash produces the same id."""
         digest = hashlib.sha256(f"{key}|{self.support}".encode()).hexdigest()[:16]
-        readable = re.sub(r"[^A-Za-z0-9-]+", ".", key)[:60].strip(".")
-        return f"<mhd.{readable}.{digest}@{self.id_domain}>"
+        # short enough that "Message-ID: <...>" fits one 78-character line: a folded id trips up naive parsers
+        room = max(0, 78 - len("Message-ID: <mhd..@>") - len(digest) - len(self.id_domain))
+        readable = re.sub(r"[^A-Za-z0-9-]+", ".", key)[:room].strip(".")
+        return f"<mhd.{readable}.{digest}@{self.id_domain}>" if readable else f"<mhd.{digest}@{self.id_domain}>"
 
     def context_base(self, now: datetime) -> dict:
         return {"helpdesk": self.config.helpdesk, "now": now, "tz": self.config.helpdesk.tz}
@@ -533,7 +546,7 @@ class Engine:
         return f"search your mail client for {ticket.key} (subject tag [{ticket.key}])"
 
     def _reminder(self, ticket: Ticket, step: str, to: str, now: datetime) -> SendMail:
-        key = f"{step}:{ticket.key}:{to}"
+        key = f"{step}:{ticket.key}:{ticket.due_at:%Y%m%dT%H%M}:{to}"  # a new due time (wait, priority): a new ladder
         waited = self.calendar.elapsed(ticket.waiting_since or ticket.created_at, now)
         context = dict(self.context(ticket, now), step=step, waited=_hours(waited),
                        waited_wall=_hours(now - (ticket.waiting_since or ticket.created_at)), link=self.link(ticket),

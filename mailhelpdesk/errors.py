@@ -24,9 +24,13 @@ class MailboxError(MailHelpdeskError):
 class AuthError(MailboxError):
     """Login or token problem: the message says what to run or fix."""
 
+    exit_code = 2
+
 
 class CapabilityError(MailboxError):
     """The server lacks something we need."""
+
+    exit_code = 2
 
 
 class SendError(MailHelpdeskError):
@@ -43,3 +47,24 @@ class ParseError(MailHelpdeskError):
 
 class LockError(MailHelpdeskError):
     """Another mailhelpdesk instance already works on this state file."""
+
+
+class SetupError(MailHelpdeskError):
+    """Something to fix in the setup (a host, a port, a security setting, a folder, a path): exit code 2."""
+
+    exit_code = 2
+
+
+class MailboxSetupError(SetupError, MailboxError):
+    """The mail server cannot be reached or used as configured; a running daemon still retries it."""
+
+
+class SmtpSetupError(SetupError, SendError):
+    """SMTP cannot be used as configured (unreachable, no TLS, no AUTH); the outbox waits, nothing is lost."""
+
+    def __init__(self, message: str):
+        SendError.__init__(self, message, permanent=False)
+
+
+class StateFileError(SetupError, StoreError):
+    """The state file's folder is missing or cannot be written."""

@@ -260,6 +260,11 @@ class State:
     next_number: int = 1
     rr_index: int = 0
 
+    @property
+    def first_run(self) -> bool:
+        """No pass has completed yet: the mailbox holds a backlog, handled quietly (PRODUCT.md)."""
+        return "last_pass" not in self.cursors
+
     def merge(self, plan: Plan) -> None:
         """Take a plan's state changes (the actions are carried out elsewhere)."""
         self.tickets.update(plan.tickets)

@@ -55,6 +55,28 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
 
 
+@dataclass(frozen=True)
+class Target:
+    """A response target: whole working days, then business time.
+
+    ``1d`` is the same clock time on the next working day (practice 4: nobody waits past that), not 24 business
+    hours, which would tell a Tuesday customer "Friday"; ``4h`` is four hours of business time.
+    """
+
+    days: int = 0
+    business: timedelta = timedelta(0)
+
+    def __str__(self) -> str:
+        return f"{self.days}d" * bool(self.days) + (f"{self.business}" if self.business or not self.days else "")
+
+
+def parse_target(text: str) -> Target:
+    """'1d' -> one working day; '4h', '90m' -> business time; '1d4h' -> both."""
+    parse_duration(text)  # the same form and the same errors as every other duration
+    days, hours, minutes, seconds = (int(g) if g else 0 for g in _DURATION_RE.fullmatch(re.sub(r"\s+", "", text).lower()).groups())
+    return Target(days=days, business=timedelta(hours=hours, minutes=minutes, seconds=seconds))
+
+
 # ---------------------------------------------------------------------------------------------- business hours
 
 _DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -360,6 +382,32 @@ class BusinessCalendar:
                 return u0 + remaining
             remaining -= u1 - u0
         raise AssertionError("unreachable: _intervals() never ends without raising")  # pragma: no cover
+
+    def add_target(self, start: datetime, target: Target) -> datetime:
+        """When a response is due: the same clock time ``target.days`` working days after the clock starts (the next
+        opening when ``start`` is outside hours), then ``target.business`` of business time.
+
+        On a working day whose hours end before that clock time, the day's closing is the deadline; one whose hours
+        start after it gives its opening.
+        """
+        moment = self.next_open(_as_utc(start, "start"))
+        if target.days:
+            local = moment.astimezone(self.tz)
+            day = local.date()
+            for _ in range(target.days):
+                day += _DAY
+                while not self._day_hours(day):
+                    day += _DAY
+                    if (day - local.date()).days > _MAX_CLOSED_DAYS:
+                        raise ValueError(f"the calendar is closed for more than {_MAX_CLOSED_DAYS} days after {start}")
+            wanted = _wall_to_utc(datetime.combine(day, local.time().replace(tzinfo=None)), self.tz)
+            spans = list(self._day_intervals(day))
+            if wanted < spans[0][0]:
+                wanted = spans[0][0]
+            elif not any(u0 <= wanted <= u1 for u0, u1 in spans):
+                wanted = max(u1 for u0, u1 in spans if u1 <= wanted)
+            moment = wanted
+        return self.add(moment, target.business) if target.business else moment
 
     def elapsed(self, start: datetime, end: datetime) -> timedelta:
         """Business time between two instants; zero if ``end <= start``."""

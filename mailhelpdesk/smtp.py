@@ -12,7 +12,8 @@ from email.utils import getaddresses
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from .config import SmtpConfig
-from .errors import AuthError, SendError
+from .errors import AuthError, MailHelpdeskError, SendError, SmtpSetupError
+from .netfaults import connect_problem
 
 
 def _permanent(exc: BaseException) -> bool:
@@ -40,29 +41,43 @@ class SmtpSender:
         return self._ssl
 
     def _connect(self) -> smtplib.SMTP:
+        """Connected, TLS as configured, logged in. Network faults are raised as they are (the sender retries
+        the passing ones); what no retry can fix is a SmtpSetupError or AuthError that names the key."""
         c = self.config
+        where = f"{c.host}:{c.effective_port}"
         context = self._context()
         if c.security == "ssl":
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(c.host, c.effective_port, timeout=c.timeout, context=context)
         else:
             smtp = smtplib.SMTP(c.host, c.effective_port, timeout=c.timeout)
+        try:
             if c.security == "starttls":
                 smtp.ehlo()
                 if not smtp.has_extn("starttls"):
-                    smtp.quit()
-                    raise SendError(
-                        f"SMTP server {c.host}:{c.effective_port} does not offer STARTTLS; refusing to send in plaintext "
-                        '(set [smtp] security = "none" only for a trusted local relay)'
+                    raise SmtpSetupError(
+                        f"SMTP server {where} does not offer STARTTLS; refusing to send in plaintext "
+                        '(check [smtp] security and port; set [smtp] security = "none" only for a trusted local relay)'
                     )
                 smtp.starttls(context=context)
-        if smtp.sock is not None:  # the final dot is a tiny write: do not let Nagle hold it for a delayed ACK
-            smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if c.username:
-            try:
-                smtp.login(c.username, c.password)
-            except smtplib.SMTPAuthenticationError as exc:
-                smtp.close()
-                raise AuthError(f"SMTP login failed for {c.username} at {c.host}: {exc.smtp_code} {exc.smtp_error!r}") from None
+            if smtp.sock is not None:  # the final dot is a tiny write: do not let Nagle hold it for a delayed ACK
+                smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if c.username:
+                try:
+                    smtp.login(c.username, c.password)
+                except smtplib.SMTPNotSupportedError:
+                    raise SmtpSetupError(
+                        f"SMTP server {where} offers no login (no AUTH) but [smtp] username is set: remove [smtp] username "
+                        "and password for a relay that needs none"
+                        + ("" if c.security != "none" else ', or check [smtp] security (many servers offer AUTH only over TLS)')
+                    ) from None
+                except smtplib.SMTPAuthenticationError as exc:
+                    raise AuthError(
+                        f"SMTP login failed for {c.username} at {where}: {exc.smtp_code} {_text(exc.smtp_error)}: "
+                        "check [smtp] username and [smtp] password (an app password where the provider asks for one)"
+                    ) from None
+        except BaseException:
+            smtp.close()
+            raise
         return smtp
 
     @retry(retry=retry_if_exception(_transient), stop=stop_after_attempt(4), wait=wait_exponential(0.5, max=8), reraise=True)
@@ -116,13 +131,26 @@ class SmtpSender:
         transaction.finish()
 
     def check(self) -> str:
-        smtp = self._connect()
+        """Connect, start TLS and log in as configured (nothing is sent); every failure is one line naming the key."""
+        try:
+            smtp = self._connect()
+        except MailHelpdeskError:
+            raise
+        except (smtplib.SMTPException, OSError, EOFError) as exc:
+            raise SmtpSetupError(connect_problem(exc, "SMTP", "smtp", self.config)) from None
         try:
             return f"SMTP {self.config.host}:{self.config.effective_port} ({self.config.security}) accepts us" + (
                 f" as {self.config.username}" if self.config.username else " (no login)"
             )
         finally:
-            smtp.quit()
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                smtp.close()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 class Transaction:

@@ -89,8 +89,12 @@ class AtomicJSONStorage(Storage):
     def write_tables(self, tables: dict[str, Iterator[tuple[str, Any]]]) -> None:
         """TinyDB's JSON, one document per line, written as it is encoded (never one giant string), so
         `read_rows` can read it back a line at a time."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot write the state file ({exc.strerror or exc}); "
+                             "its folder must be writable by this user") from None
         try:
             os.fchmod(fd, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -23,19 +23,27 @@ class Rendered:
     html: str | None = None
 
 
-@lru_cache(maxsize=8)
-def _environment(templates_dir: str, language: str) -> jinja2.Environment:
+def search_path(templates_dir: str, language: str) -> list[Path]:
+    """Where templates are looked up, first match wins: the user's folder, then the package; the language, then English."""
     roots = [Path(templates_dir)] if templates_dir else []
     roots.append(PACKAGE_TEMPLATES)
-    search = [str(root / lang) for root in roots for lang in dict.fromkeys((language, "en"))]
+    return [root / lang for root in roots for lang in dict.fromkeys((language, "en"))]
+
+
+def _make_environment(search: list[Path]) -> jinja2.Environment:
     return ImmutableSandboxedEnvironment(
-        loader=jinja2.FileSystemLoader(search),
+        loader=jinja2.FileSystemLoader([str(folder) for folder in search]),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+
+
+@lru_cache(maxsize=8)
+def _environment(templates_dir: str, language: str) -> jinja2.Environment:
+    return _make_environment(search_path(templates_dir, language))
 
 
 def render(name: str, context: dict[str, Any], templates_dir: str = "", language: str = "en") -> Rendered:
@@ -45,18 +53,135 @@ def render(name: str, context: dict[str, Any], templates_dir: str = "", language
         text = env.get_template(f"{name}.txt.j2").render(context)
     except jinja2.TemplateNotFound:
         raise ConfigError(f"template {name}.txt.j2 not found (looked in {templates_dir or 'the package'})") from None
-    except jinja2.TemplateError as exc:
-        raise ConfigError(f"template {name}.txt.j2: {exc}") from None
     except Exception as exc:  # a user's template must never take the daemon down
-        raise ConfigError(f"template {name}.txt.j2 failed: {type(exc).__name__}: {exc}") from None
+        raise ConfigError(template_problem(exc, f"template {name}.txt.j2")) from None
     subject, body = _split_subject(text, name)
     try:
         html = env.get_template(f"{name}.html.j2").render(context)
     except jinja2.TemplateNotFound:
         html = None
     except Exception as exc:
-        raise ConfigError(f"template {name}.html.j2 failed: {type(exc).__name__}: {exc}") from None
+        raise ConfigError(template_problem(exc, f"template {name}.html.j2")) from None
     return Rendered(subject=subject, text=body, html=html)
+
+
+def template_problem(exc: BaseException, fallback: str) -> str:
+    """One line for a template that failed: '<file>, line N: what', from a syntax error or from the template's
+    own frame in the traceback (Jinja2 puts the template file and line there); `fallback` names it otherwise."""
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        where = exc.filename or fallback
+        return f"{where}, line {exc.lineno}: {one_line(exc.message or str(exc))}"
+    where, line = fallback, 0
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith(".j2"):
+            where, line = tb.tb_frame.f_code.co_filename, tb.tb_lineno
+        tb = tb.tb_next
+    what = one_line(str(exc)) if isinstance(exc, jinja2.TemplateError) else f"{type(exc).__name__}: {one_line(str(exc))}"
+    return f"{where}" + (f", line {line}" if line else "") + f": {what}"
+
+
+def check_templates(templates_dir: str, language: str, contexts: dict[str, list[dict[str, Any]]]) -> tuple[int, list[str]]:
+    """Render every template file on the search path (the user's folder and the package's, the language and
+    English) with the sample contexts of its name; a file no code renders is only parsed. Returns how many
+    files were checked and one line per broken file ('<file>, line N: what')."""
+    problems: list[str] = []
+    if templates_dir:
+        root = Path(templates_dir)
+        if not root.is_dir():
+            return 0, [f"[helpdesk] templates_dir {root} is not a folder: create it or correct templates_dir"]
+        if not any((root / lang).is_dir() for lang in (language, "en")):
+            return 0, [f"[helpdesk] templates_dir {root} has no {language}/ folder: put the templates in "
+                       f"{root / language}/ (they are looked up by language)"]
+    search = search_path(templates_dir, language)
+    checked = 0
+    for index, folder in enumerate(search):
+        if not folder.is_dir() or folder in search[:index]:
+            continue
+        env = _make_environment(search[index:])  # this very file first; its includes as the daemon finds them
+        for path in sorted(folder.glob("*.j2")):
+            checked += 1
+            name = path.name.removesuffix(".j2").rsplit(".", 1)[0]
+            try:
+                template = env.get_template(path.name)
+                for context in contexts.get(name, []):
+                    text = template.render(context)
+                    if path.name.endswith(".txt.j2") and not text.lower().startswith("subject:"):
+                        problems.append(f"{path}, line 1: must start with a line 'Subject: ...'")
+                        break
+            except Exception as exc:
+                problems.append(template_problem(exc, str(path)))
+    return checked, problems
+
+
+def sample_contexts(config: Any) -> dict[str, list[dict[str, Any]]]:
+    """The contexts the engine and the digests build, for a sample ticket that has everything a template may
+    show (assigned, overdue, earlier tickets, history), by template name. Taken from the engine itself (its
+    `_render` is intercepted), so a check sees exactly what the daemon will pass."""
+    import dataclasses
+    from datetime import UTC, datetime, timedelta
+
+    from .config import AgentConfig
+    from .digest import build_digests
+    from .engine import Engine
+    from .model import HistoryEntry, Priority, State, Ticket
+
+    captured: dict[str, list[dict[str, Any]]] = {}
+
+    class Capture(Engine):
+        def _render(self, name: str, context: dict[str, Any]) -> Rendered:
+            captured.setdefault(name, []).append(context)
+            return Rendered(subject="sample", text="sample")
+
+    agents = config.agents or (AgentConfig(name="Alice", email="alice@example.com"),)
+    config = dataclasses.replace(config, agents=agents)
+    try:
+        config = dataclasses.replace(config, sla=dataclasses.replace(config.sla, escalate_to=config.sla.escalate_to or ("lead@example.com",)))
+    except (TypeError, AttributeError):
+        pass
+    engine = Capture(config)
+    now = datetime(2030, 1, 15, 12, 0, tzinfo=UTC)
+    opened = now - timedelta(days=2)
+    domain = config.support_address.rsplit("@", 1)[1]
+    ticket = Ticket(
+        key=f"{config.helpdesk.ticket_prefix}-42", number=42, customer="anna@customer.example", customer_name="Anna Example",
+        subject="The invoice is wrong", created_at=opened, priority=Priority.HIGH, assignee=agents[0].name,
+        updated_at=opened, due_at=opened + timedelta(hours=4), waiting_since=opened,
+        message_ids=(f"<sample-1@customer.example>", f"<sample-2@{domain}>"), refs=("INBOX:1:1",),
+        participants=("anna@customer.example",), history=(HistoryEntry(opened, "opened", "by mail"),),
+    )
+    earlier = dataclasses.replace(ticket, key=f"{config.helpdesk.ticket_prefix}-7", number=7, created_at=opened - timedelta(days=30),
+                                  subject="Where is my parcel?", due_at=None, waiting_since=None)
+    state = State(tickets={ticket.key: ticket, earlier.key: earlier})
+    builders = [
+        lambda: engine._acknowledgement(ticket, now),
+        lambda: engine._assignment_notice(state, ticket, now),
+        lambda: engine._resolution_notice(ticket, f"resolved:{ticket.key}", now),
+        *(lambda step=step: engine._reminder(ticket, step, agents[0].email, now) for step in ("warning", "breach", "escalation")),
+        lambda: build_digests(engine, state, now),
+    ]
+    for build in builders:
+        try:
+            build()
+        except Exception:  # the engine changed shape: those templates are then parsed, not rendered
+            pass
+    try:
+        from .parse import parse_message
+
+        raw = (f"From: Anna <anna@customer.example>\r\nTo: {config.support_address}\r\nSubject: [{ticket.key}] help\r\n"
+               "Message-ID: <cmd@customer.example>\r\n\r\n#close\r\n").encode()
+        engine._command_rejected(parse_message(raw, config.helpdesk.ticket_prefix), "anna@customer.example",
+                                 "commands are accepted only from agents", [])
+    except Exception:
+        pass
+    for flag in (True, False):  # with and without the rating links
+        if config.resolution.ask_rating != flag:
+            try:
+                resolution = dataclasses.replace(config.resolution, ask_rating=flag)
+                Capture(dataclasses.replace(config, resolution=resolution))._resolution_notice(ticket, "r", now)
+            except Exception:
+                pass
+    return captured
 
 
 def _split_subject(text: str, name: str) -> tuple[str, str]:

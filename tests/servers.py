@@ -35,6 +35,8 @@ from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
 
+import clock_ahead
+
 DOVECOT_BIN = "/usr/sbin/dovecot"
 
 # Unix socket paths (base_dir/...) must stay below ~108 bytes; with a longer tmpdir they move to /tmp.
@@ -183,7 +185,7 @@ first_valid_uid = 1
 first_valid_gid = 1
 mail_location = maildir:{self.mail_dir}/%u
 mail_fsync = never
-namespace inbox {{
+{self._import_environment()}namespace inbox {{
   inbox = yes
   separator = /
   mailbox Sent {{
@@ -218,6 +220,16 @@ service imap-login {{
 }}
 """
         )
+
+    @staticmethod
+    def _import_environment() -> str:
+        """Dovecot clears its children's environment; under a moved clock (tests/clock_ahead.py) they keep
+        libfaketime, or they would stamp and search mail on the real day."""
+        faketime = clock_ahead.libfaketime_environment()
+        if not faketime:
+            return ""
+        defaults = "TZ CORE_OUTOFMEM CORE_ERROR LISTEN_PID LISTEN_FDS NOTIFY_SOCKET"  # doveconf -d
+        return f"import_environment = {defaults} {' '.join(faketime)}\n"
 
     # ---- users ---------------------------------------------------------------------------------
 
@@ -286,6 +298,7 @@ service imap-login {{
             stdout=self._stderr_file,
             stderr=self._stderr_file,
             start_new_session=True,  # own process group: stop() can sweep up children
+            env=dict(os.environ, **clock_ahead.libfaketime_environment()),
         )
         _running.add(self)
         deadline = time.monotonic() + self.start_timeout

@@ -42,7 +42,6 @@ def run(*args, env=None, input=None):
         (MINIMAL + "[[priority.rules]]\nsubject = \"(unclosed\"\npriority = \"high\"\n", "not a valid regular expression"),
         (MINIMAL + "[[priority.rules]]\nsubject = \"x\"\npriority = \"extreme\"\n", "must be one of 'urgent'"),
         (MINIMAL + "[sla]\nfirst_response = { normal = \"soon\" }\n", "[sla] normal"),
-        (MINIMAL + "[imap]\npassword_env = \"NO_SUCH_VARIABLE_X\"\n", "$NO_SUCH_VARIABLE_X, which is not set"),
     ],
 )
 def test_a_broken_config_gives_one_clear_line_and_exit_code_2(tmp_path, text, message):

@@ -27,7 +27,9 @@ def question(when: datetime, message_id="<wf1@customer.example>", sender="anna@c
 def workflow_desk(**extra):
     sections = dict(
         helpdesk={"timezone": "America/New_York"},
-        sla={"holidays_country": "US", "escalate_to": ["lead@shop.example"], "escalate_after": "4h"},
+        # the ladder's arithmetic in business hours (24 working hours); `1d` has tests of its own
+        sla={"holidays_country": "US", "escalate_to": ["lead@shop.example"], "escalate_after": "4h",
+             "first_response": {"normal": "24h"}},
     )
     sections.update(extra)
     return Desk(make_config(**sections))

@@ -3,9 +3,11 @@ real Gmail labels with palette colours, replies sent into the ticket's thread.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import secrets
 import threading
 import time
 from datetime import UTC, datetime
@@ -14,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from ..config import Config
-from ..errors import AuthError, MailboxError
+from ..errors import AuthError, ConfigError, MailboxError
 from .base import Changes, RawMessage
 
 log = logging.getLogger("mailhelpdesk")
@@ -49,34 +51,215 @@ def save_token(path: Path, credentials: Any) -> None:
     """Write the OAuth token with mode 0600 from the start (never readable by others, not even briefly)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp.unlink(missing_ok=True)  # a leftover may have another mode: O_CREAT keeps an existing file's mode
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(credentials.to_json())
+        handle.flush()
+        os.fsync(handle.fileno())
     os.replace(tmp, path)
     os.chmod(path, 0o600)
 
 
-def authorize(config: Config, open_browser: bool = True, echo: Callable[[str], None] = print) -> Path:
-    """`mailhelpdesk auth`: the installed-app OAuth flow, asking only for gmail.modify."""
-    from google_auth_oauthlib.flow import InstalledAppFlow
+# --- `mailhelpdesk auth` ------------------------------------------------------------------------------
 
-    client_file = config.resolve(config.gmail.credentials_file)
-    if not client_file.exists():
-        raise AuthError(
-            f"OAuth client file {client_file} not found: in Google Cloud Console create an OAuth client of type "
-            "'Desktop app', download its JSON there (or set [gmail] credentials_file)"
+GET_CLIENT = (
+    "in Google Cloud Console (APIs & Services > Credentials) create an OAuth client ID of type "
+    "'Desktop app' and download its JSON"
+)
+TEXT_BROWSERS = {"www-browser", "links", "links2", "elinks", "lynx", "w3m", "browsh"}  # cannot show Google's sign-in
+
+
+def load_client_file(path: Path) -> dict[str, Any]:
+    """The OAuth client JSON, checked; each wrong kind of file is one line saying which file is needed."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: OAuth client file not found: {GET_CLIENT} to this path (or set [gmail] credentials_file)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the OAuth client file ({_one_line(exc)})") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{path}: not JSON ({_one_line(exc)}); it must be an OAuth client file: {GET_CLIENT}"
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: JSON but not an OAuth client file: {GET_CLIENT}")
+    if data.get("type") == "service_account":
+        raise ConfigError(
+            f"{path} is a service-account key, not an OAuth client: use it with [gmail] service_account_file and "
+            f"delegated_user (Workspace domain-wide delegation; no `auth` needed), or for `auth` {GET_CLIENT}"
         )
-    flow = InstalledAppFlow.from_client_secrets_file(str(client_file), scopes_for(config))
-    credentials = flow.run_local_server(
-        port=0,
-        open_browser=open_browser,
-        authorization_prompt_message="Open this URL in a browser to authorise mailhelpdesk:\n{url}",
-        success_message="mailhelpdesk is authorised; you can close this window.",
-    )
+    if "web" in data:
+        raise ConfigError(
+            f"{path} is an OAuth client of type 'Web application': `mailhelpdesk auth` needs one of type 'Desktop app' "
+            f"(a web client accepts only the redirect addresses registered for it, not http://localhost on any port): "
+            f"{GET_CLIENT}"
+        )
+    installed = data.get("installed")
+    if not isinstance(installed, dict):
+        raise ConfigError(f'{path}: JSON but not an OAuth client file (no "installed" section): {GET_CLIENT}')
+    missing = [key for key in ("client_id", "client_secret", "auth_uri", "token_uri") if not installed.get(key)]
+    if missing:
+        raise ConfigError(f'{path}: the "installed" section lacks {", ".join(missing)}: download the client JSON again')
+    return data
+
+
+def authorize(
+    config: Config,
+    open_browser: bool = True,
+    echo: Callable[[str], None] = print,
+    prompt: Callable[[str], str] = input,
+) -> Path:
+    """`mailhelpdesk auth`: the installed-app OAuth flow, asking only for gmail.modify; writes the token (0600).
+
+    With a browser on this machine Google redirects it to a local server here. Without one (`--no-browser`, or
+    none can be opened) the user opens the URL on any machine and pastes back the address Google redirected to."""
+    if config.gmail.service_account_file:
+        raise ConfigError(
+            f"{config.path}: [gmail] service_account_file is set, so mailhelpdesk uses the service account and needs "
+            "no `auth`; remove that key to use an OAuth token instead"
+        )
+    client_config = load_client_file(config.resolve(config.gmail.credentials_file))
+    scopes = scopes_for(config)
+    credentials = None
+    if open_browser:
+        if _browser_available():
+            credentials = _local_server_flow(client_config, scopes)
+        if credentials is None:
+            echo("No web browser can be opened on this machine: finish in a browser elsewhere, by copy and paste.")
+    if credentials is None:
+        credentials = _paste_flow(client_config, scopes, echo, prompt)
     token = config.resolve(config.gmail.token_file)
     save_token(token, credentials)
-    echo(f"token saved to {token} (mode 0600)")
+    echo(f"token saved to {token} (mode 0600); scope: {', '.join(scopes)}")
     return token
+
+
+def _browser_available() -> bool:
+    import webbrowser
+
+    try:
+        controller = webbrowser.get()
+    except webbrowser.Error:
+        return False
+    return getattr(controller, "name", "") not in TEXT_BROWSERS
+
+
+def _local_server_flow(client_config: dict[str, Any], scopes: list[str]) -> Any:
+    """A browser here: Google redirects it to a one-shot server on localhost. None when no browser opened."""
+    import webbrowser
+
+    from google_auth_oauthlib.flow import InstalledAppFlow
+
+    flow = InstalledAppFlow.from_client_config(client_config, scopes)
+    try:
+        with _token_errors(flow):
+            flow.run_local_server(
+                port=0,
+                open_browser=True,
+                prompt="consent",  # always hand out a refresh token
+                authorization_prompt_message="A browser opens to authorise mailhelpdesk; if not, open:\n{url}",
+                success_message="mailhelpdesk is authorised; you can close this window.",
+            )
+    except webbrowser.Error:
+        return None
+    except OSError as exc:
+        raise AuthError(
+            f"cannot listen on localhost for Google's redirect ({_one_line(exc)}): use --no-browser"
+        ) from None
+    return _credentials(flow)
+
+
+def _paste_flow(
+    client_config: dict[str, Any], scopes: list[str], echo: Callable[[str], None], prompt: Callable[[str], str]
+) -> Any:
+    """No browser here: the user opens the URL anywhere and pastes back where Google sent the browser (or the code)."""
+    from google_auth_oauthlib.flow import InstalledAppFlow
+
+    flow = InstalledAppFlow.from_client_config(client_config, scopes)
+    # Desktop-app clients accept http://localhost with any port; nothing listens there, the address is only copied
+    flow.redirect_uri = f"http://localhost:{49152 + secrets.randbelow(16384)}/"
+    url, state = flow.authorization_url(prompt="consent")  # prompt=consent: always hand out a refresh token
+    echo("Open this URL in a browser on any machine and allow access to the mailbox:\n")
+    echo(f"  {url}\n")
+    echo(
+        f"Google then sends the browser to {flow.redirect_uri}?state=...&code=... and that page fails to load "
+        "(\"This site can't be reached\", \"Unable to connect\"): that is expected. Copy the whole address from the address bar (or just "
+        "the code) and paste it here; it works once, within a few minutes."
+    )
+    code = _pasted_code(prompt("Address or code"), state)
+    with _token_errors(flow):
+        flow.fetch_token(code=code)  # sends the same redirect_uri and the PKCE code_verifier
+    return _credentials(flow)
+
+
+def _pasted_code(answer: str, state: str) -> str:
+    """The authorisation code from a pasted redirect address (its state checked) or from a pasted bare code."""
+    from urllib.parse import parse_qs, unquote
+
+    text = answer.strip().strip("\"'<>")
+    if not text:
+        raise AuthError("nothing was pasted: run `mailhelpdesk auth --no-browser` again and paste the address")
+    if "://" not in text and not any(key in text for key in ("code=", "state=", "error=")):
+        return unquote(text)  # a bare code; copied out of the address it may still be %-encoded (4%2F0A...)
+    query = text.partition("?")[2] if "?" in text else text  # with or without http://localhost:PORT/
+    params = {k: v[0] for k, v in parse_qs(query.partition("#")[0]).items()}
+    if "error" in params:
+        raise AuthError(
+            f"Google answered {params['error']}: access was not granted; run `mailhelpdesk auth` again and allow it"
+        )
+    if not secrets.compare_digest(params.get("state", "").encode(), state.encode()):
+        raise AuthError(
+            "the pasted address belongs to another authorisation attempt (its state does not match this one): "
+            "paste the address from the URL printed by this run, or run `mailhelpdesk auth` again"
+        )
+    if not params.get("code"):
+        raise AuthError(
+            "the pasted address has no code=: copy the address Google sent the browser to after you allowed access"
+        )
+    return params["code"]
+
+
+@contextlib.contextmanager
+def _token_errors(flow: Any) -> Iterator[None]:
+    """What the token exchange can raise, as one AuthError line."""
+    import requests
+    from oauthlib.oauth2.rfc6749.errors import OAuth2Error
+
+    try:
+        yield
+    except OAuth2Error as exc:
+        detail = exc.error + (f": {exc.description}" if exc.description else "")
+        raise AuthError(
+            f"Google refused the authorisation ({_one_line(detail)}); a code works once and only for a few minutes: "
+            "run `mailhelpdesk auth` again"
+        ) from None
+    except requests.RequestException as exc:
+        endpoint = flow.client_config["token_uri"]
+        raise AuthError(f"cannot reach Google's token endpoint {endpoint}: {_one_line(exc)}") from None
+    except Warning as exc:  # oauthlib: the scopes granted are not those asked for (a box left unticked)
+        granted = " ".join(getattr(exc, "new_scope", None) or []) or "none"
+        raise AuthError(
+            f"Google granted the scopes {granted}, not {' '.join(flow.oauth2session.scope)}: run `mailhelpdesk auth` "
+            "again and tick every box on the consent page"
+        ) from None
+
+
+def _credentials(flow: Any) -> Any:
+    credentials = flow.credentials
+    if not credentials.refresh_token:
+        raise AuthError(
+            "Google sent no refresh token, so the daemon could not keep access: run `mailhelpdesk auth` again"
+        )
+    return credentials
+
+
+def _one_line(value: object) -> str:
+    return " ".join(str(value).split())
 
 
 class GmailMailbox:

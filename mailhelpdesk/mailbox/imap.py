@@ -20,7 +20,8 @@ from imapclient.imapclient import SENT
 from imapclient.datetime_util import datetime_to_INTERNALDATE
 
 from ..config import Config
-from ..errors import AuthError, CapabilityError, MailboxError, SendError
+from ..errors import AuthError, CapabilityError, MailboxError, MailboxSetupError, SendError
+from ..netfaults import connect_problem
 from ..smtp import SmtpSender
 from .base import Changes, RawMessage
 
@@ -40,6 +41,15 @@ def chunks(uids: list[int], size: int = 500) -> Iterator[list[int]]:
     ordered = sorted(uids)
     for start in range(0, len(ordered), size):
         yield ordered[start : start + size]
+
+
+def _shutdown(client: imapclient.IMAPClient | None) -> None:
+    """Drop a connection that failed half-way (closing must never raise)."""
+    if client is not None:
+        try:
+            client.shutdown()
+        except Exception:
+            pass
 
 
 def make_ref(folder: str, uidvalidity: int, uid: int) -> str:
@@ -69,8 +79,12 @@ class ImapMailbox:
     # --- connection ---------------------------------------------------------------------------
 
     def connect(self) -> None:
+        """Connected, TLS as configured, logged in. Every failure is one line that names the key to check; a
+        running daemon retries them all (a MailboxError), `check` and `run` at start-up stop on them."""
         c = self.imap
         where = f"{c.host}:{c.effective_port}"
+        self.close()  # never two connections: a reconnect replaces the old one
+        client = None
         try:
             context = ssl.create_default_context() if c.security != "none" else None
             client = imapclient.IMAPClient(
@@ -78,27 +92,34 @@ class ImapMailbox:
             )
             if c.security == "starttls":
                 if b"STARTTLS" not in client.capabilities():
-                    client.shutdown()
                     raise CapabilityError(
                         f"IMAP server {where} does not offer STARTTLS; refusing to log in in plaintext "
-                        '(set [imap] security = "none" only for a server on a trusted network)'
+                        '(check [imap] security and port; set [imap] security = "none" only for a server on a trusted network)'
                     )
                 client.starttls(context)
             client.login(c.username, c.password)
         except LoginError as exc:
-            raise AuthError(f"IMAP login failed for {c.username} at {where}: {_text(exc)}") from None
-        except ssl.SSLError as exc:
-            raise MailboxError(f"TLS with IMAP server {where} failed: {exc.reason or exc}") from None
-        except (OSError, socket.error, IMAPClientError) as exc:
-            raise MailboxError(f"cannot reach IMAP server {where}: {exc}") from None
+            _shutdown(client)
+            said = re.sub(r"^b(['\"])(.*)\1$", r"\2", _text(exc))  # imapclient gives the server's words as repr(bytes)
+            raise AuthError(f"IMAP login failed for {c.username} at {where}: {said}: "
+                            "check [imap] username and [imap] password (an app password where the provider asks for one)") from None
+        except MailboxError:
+            _shutdown(client)
+            raise
+        except (OSError, EOFError, IMAPClientError) as exc:
+            _shutdown(client)
+            raise MailboxSetupError(connect_problem(exc, "IMAP", "imap", c)) from None
         self.client = client
         self.capabilities = frozenset(client.capabilities())
         if self.condstore and b"ENABLE" in self.capabilities:
             client.enable("CONDSTORE")
         if not self.sent_folder:
             self.sent_folder = client.find_special_folder(SENT) or ""
+        if not client.folder_exists(c.folder):
+            raise MailboxSetupError(f"[imap] folder {c.folder!r} does not exist on {where}: correct [imap] folder")
         if self.sent_folder and not client.folder_exists(self.sent_folder):
-            raise MailboxError(f"[imap] sent_folder {self.sent_folder!r} does not exist on {where}")
+            raise MailboxSetupError(f"[imap] sent_folder {self.sent_folder!r} does not exist on {where}: "
+                                    "correct [imap] sent_folder, or leave it out to use the folder marked \\Sent")
 
     @property
     def gmail(self) -> bool:

@@ -91,11 +91,11 @@ security = "none"
 """)
     result = CliRunner().invoke(main, ["run", "--once", "-vv", "--config", str(config)],
                                 env={"FAULT_TEST_PASSWORD": MARKER})
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a login to fix: exit code 2, like every setup mistake
     assert "IMAP login failed" in result.stderr and imap_account.username in result.stderr
     assert MARKER not in result.output + result.stderr
     result = CliRunner().invoke(main, ["check", "--config", str(config)], env={"FAULT_TEST_PASSWORD": MARKER})
-    assert result.exit_code == 1 and MARKER not in result.output + result.stderr
+    assert result.exit_code == 2 and MARKER not in result.output + result.stderr
 
 
 def test_secrets_never_reach_the_logs_of_a_working_daemon(imap_account, smtp_sink, tmp_path, caplog):

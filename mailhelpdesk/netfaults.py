@@ -1,0 +1,40 @@
+"""Why a connection to a mail server failed, in one line that names the setting to fix. Pure: an exception in,
+words out (the adapters decide whether to stop or to retry)."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from typing import Any
+
+
+def ports_hint(server: Any) -> str:
+    ports = server.DEFAULT_PORTS
+    return f'security = "ssl" is usually port {ports["ssl"]}, "starttls" port {ports["starttls"]}'
+
+
+def connect_problem(exc: BaseException, service: str, section: str, server: Any) -> str:
+    """One line for a failure to connect, start TLS or greet: what happened at host:port, and which key to check.
+    `server` is an ImapConfig or SmtpConfig; nothing of the password is ever in the text."""
+    where = f"{service} server {server.host}:{server.effective_port}"
+    if isinstance(exc, socket.gaierror):
+        return f"{service} server name {server.host!r} cannot be resolved ({exc.strerror or exc}): check [{section}] host"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"nothing accepts connections at {where} (connection refused): check [{section}] host and port ({ports_hint(server)})"
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return (f"{where} did not answer within {server.timeout} s: check [{section}] host, port and security "
+                f"({ports_hint(server)}), and that no firewall is in the way")
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (f"{where} shows a TLS certificate that cannot be trusted ({exc.verify_message or exc.reason}): "
+                f"check that [{section}] host is the name on the server's certificate")
+    if isinstance(exc, ssl.SSLError):
+        if exc.reason in ("WRONG_VERSION_NUMBER", "UNEXPECTED_EOF_WHILE_READING", "RECORD_LAYER_FAILURE") or "wrong version" in str(exc):
+            return (f'{where} does not speak TLS on this port (security = "{server.security}"): check [{section}] security '
+                    f"and port ({ports_hint(server)})")
+        return f"TLS with {where} failed ({exc.reason or exc}): check [{section}] security and port ({ports_hint(server)})"
+    if isinstance(exc, (ConnectionResetError, EOFError)) or type(exc).__name__ in ("SMTPServerDisconnected", "abort"):
+        return (f"{where} closed the connection ({exc or 'no greeting'}): check [{section}] port and security "
+                f"({ports_hint(server)})")
+    if isinstance(exc, OSError):
+        return f"cannot reach {where} ({exc.strerror or exc}): check [{section}] host and port"
+    return f"{where} refused us ({type(exc).__name__}: {exc}): check [{section}] host, port and security"

@@ -1,0 +1,41 @@
+"""One answer to "is this ticket late?", used by labels, escalation, digests, `status`, `tickets` and reports.
+
+A ticket is *waiting* while it is open and nobody has answered the customer's latest word (`waiting_since`); its
+`due_at` is computed when the wait starts and again whenever its priority changes. It is *overdue* while it waits
+past `due_at`. It *breached* when a wait ran past its due time: the first response came late, or it is overdue now,
+or the escalation ladder recorded a breach earlier. While a ticket waits for the customer (pending) no clock runs;
+the customer's next word starts a new wait with a full target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from .model import Status, Ticket
+
+
+@dataclass(frozen=True)
+class SlaState:
+    due_at: datetime | None
+    waiting: bool  # open, and the customer's latest word is unanswered
+    overdue: bool  # waiting past due_at now
+    breached: bool  # missed a due time at some point (reports count these)
+
+
+def sla_state(ticket: Ticket, now: datetime) -> SlaState:
+    waiting = ticket.status == Status.OPEN and ticket.waiting_since is not None
+    overdue = waiting and ticket.due_at is not None and ticket.due_at <= now
+    late_answer = (
+        ticket.due_at is not None and ticket.first_response_at is not None and ticket.first_response_at > ticket.due_at
+    )
+    breached = overdue or late_answer or "breach" in ticket.escalations or any(
+        h.what == "escalation: breach" for h in ticket.history
+    )
+    return SlaState(ticket.due_at, waiting, overdue, breached)
+
+
+def work_order(ticket: Ticket, now: datetime) -> tuple:
+    """Overdue first, then open before the rest, then by priority and due time: the order agents work in."""
+    return (not sla_state(ticket, now).overdue, ticket.status != Status.OPEN, ticket.priority.rank,
+            ticket.due_at or ticket.created_at)
