@@ -37,6 +37,7 @@ class PassReport:
     done: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     quarantined: list[str] = field(default_factory=list)
+    sends: dict[str, int] = field(default_factory=dict)  # mails this pass sends (or would send), by kind
 
 
 class Helpdesk:
@@ -51,6 +52,7 @@ class Helpdesk:
         self.state: State = self.store.load()
         self.health = Health(self.store.path)
         self._prepared = False
+        self.progress: Callable[[int, int | None], None] = lambda seen, expected: None  # per message fetched
 
     def save(self) -> None:
         self.store.save(self.state)
@@ -68,7 +70,8 @@ class Helpdesk:
         changes = self.mailbox.changes(state.cursors, since)
         actions: list[Action] = []
         incoming: list[Incoming] = []
-        for raw in changes.messages:
+        for seen, raw in enumerate(changes.messages, 1):
+            self.progress(seen, changes.expected)
             try:
                 facts = parse_message(raw.raw, self.config.helpdesk.ticket_prefix)
             except Exception as exc:  # the parser is meant never to raise; if it does, keep the mail and go on
@@ -101,6 +104,9 @@ class Helpdesk:
         actions += plan.actions
         report.notes += plan.notes
         report.planned = [describe(a) for a in [*coalesce_labels(actions), *(a for a in actions if isinstance(a, SendMail))]]
+        for action in [*actions, *(r.mail for r in state.sent.values() if not r.done and r.mail is not None)]:
+            if isinstance(action, SendMail):
+                report.sends[action.kind] = report.sends.get(action.kind, 0) + 1
         report.planned += [f"{describe(r.mail)} (left over from an interrupted pass)"
                            for r in state.sent.values() if not r.done and r.mail is not None]
         if dry_run:

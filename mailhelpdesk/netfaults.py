@@ -29,7 +29,7 @@ def connect_problem(exc: BaseException, service: str, section: str, server: Any)
                 f"check that [{section}] host is the name on the server's certificate")
     if isinstance(exc, ssl.SSLError):
         if exc.reason in ("WRONG_VERSION_NUMBER", "UNEXPECTED_EOF_WHILE_READING", "RECORD_LAYER_FAILURE") or "wrong version" in str(exc):
-            return (f'{where} does not speak TLS on this port (security = "{server.security}"): check [{section}] security '
+            return (f'{where} does not speak TLS on this port: check [{section}] security (now "{server.security}") '
                     f"and port ({ports_hint(server)})")
         return f"TLS with {where} failed ({exc.reason or exc}): check [{section}] security and port ({ports_hint(server)})"
     if isinstance(exc, (ConnectionResetError, EOFError)) or type(exc).__name__ in ("SMTPServerDisconnected", "abort"):

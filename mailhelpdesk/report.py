@@ -173,11 +173,9 @@ def breached(ticket: Ticket, now: datetime) -> bool | None:
     """Whether the ticket missed its first-response time; None when it has no due time."""
     if ticket.due_at is None:
         return None
-    if "breach" in ticket.escalations:
-        return True
-    if ticket.first_response_at is None:
-        return now > ticket.due_at
-    return ticket.first_response_at > ticket.due_at
+    from .sla_state import sla_state
+
+    return sla_state(ticket, now).breached
 
 
 def compute_report(

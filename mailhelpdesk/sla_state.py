@@ -2,8 +2,8 @@
 
 A ticket is *waiting* while it is open and nobody has answered the customer's latest word (`waiting_since`); its
 `due_at` is computed when the wait starts and again whenever its priority changes. It is *overdue* while it waits
-past `due_at`. It *breached* when a wait ran past its due time: the first response came late, or it is overdue now,
-or the escalation ladder recorded a breach earlier. While a ticket waits for the customer (pending) no clock runs;
+past `due_at`. It *breached* when a wait ran past its due time: the first response came late, none came before the
+due time (also when the ticket was closed unanswered after it), or the escalation ladder recorded a breach earlier. While a ticket waits for the customer (pending) no clock runs;
 the customer's next word starts a new wait with a full target.
 """
 
@@ -29,7 +29,9 @@ def sla_state(ticket: Ticket, now: datetime) -> SlaState:
     late_answer = (
         ticket.due_at is not None and ticket.first_response_at is not None and ticket.first_response_at > ticket.due_at
     )
-    breached = overdue or late_answer or "breach" in ticket.escalations or any(
+    ended = ticket.resolved_at or ticket.closed_at or now  # a ticket closed unanswered waited until then
+    never_answered = ticket.due_at is not None and ticket.first_response_at is None and ended > ticket.due_at
+    breached = overdue or late_answer or never_answered or "breach" in ticket.escalations or any(
         h.what == "escalation: breach" for h in ticket.history
     )
     return SlaState(ticket.due_at, waiting, overdue, breached)

@@ -121,8 +121,8 @@ def sample_contexts(config: Any) -> dict[str, list[dict[str, Any]]]:
     import dataclasses
     from datetime import UTC, datetime, timedelta
 
+    from . import digest
     from .config import AgentConfig
-    from .digest import build_digests
     from .engine import Engine
     from .model import HistoryEntry, Priority, State, Ticket
 
@@ -147,7 +147,7 @@ def sample_contexts(config: Any) -> dict[str, list[dict[str, Any]]]:
         key=f"{config.helpdesk.ticket_prefix}-42", number=42, customer="anna@customer.example", customer_name="Anna Example",
         subject="The invoice is wrong", created_at=opened, priority=Priority.HIGH, assignee=agents[0].name,
         updated_at=opened, due_at=opened + timedelta(hours=4), waiting_since=opened,
-        message_ids=(f"<sample-1@customer.example>", f"<sample-2@{domain}>"), refs=("INBOX:1:1",),
+        message_ids=("<sample-1@customer.example>", f"<sample-2@{domain}>"), refs=("INBOX:1:1",),
         participants=("anna@customer.example",), history=(HistoryEntry(opened, "opened", "by mail"),),
     )
     earlier = dataclasses.replace(ticket, key=f"{config.helpdesk.ticket_prefix}-7", number=7, created_at=opened - timedelta(days=30),
@@ -158,7 +158,8 @@ def sample_contexts(config: Any) -> dict[str, list[dict[str, Any]]]:
         lambda: engine._assignment_notice(state, ticket, now),
         lambda: engine._resolution_notice(ticket, f"resolved:{ticket.key}", now),
         *(lambda step=step: engine._reminder(ticket, step, agents[0].email, now) for step in ("warning", "breach", "escalation")),
-        lambda: build_digests(engine, state, now),
+        lambda: digest.build_digests(engine, state, now),
+        lambda: digest.backlog_summaries(engine, state, now),
     ]
     for build in builders:
         try:

@@ -90,7 +90,7 @@ def test_password_file_and_inline_secret(tmp_path):
 
 def test_init_writes_a_config_that_loads(tmp_path, monkeypatch):
     path = tmp_path / "mailhelpdesk.toml"
-    answers = "\n".join(["imap", "Acme Support", "help@acme.example", "Europe/Berlin", "", "", "", "",
+    answers = "\n".join(["help@acme.example", "Acme Support", "", "", "", "", "", "", "", "", "", "", "Europe/Berlin",
                          "Alice Smith <alice@acme.example>, bob@acme.example"]) + "\n"
     result = run("init", "--config", str(path), input=answers)
     assert result.exit_code == 0, result.output

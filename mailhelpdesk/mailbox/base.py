@@ -26,6 +26,7 @@ class Changes:
     messages: Iterator[RawMessage]
     label_changes: list[tuple[str, frozenset[str]]] = field(default_factory=list)
     cursor: dict[str, Any] = field(default_factory=dict)
+    expected: int | None = None  # how many `messages` will yield, when the adapter knows up front (progress)
 
 
 class Mailbox(Protocol):

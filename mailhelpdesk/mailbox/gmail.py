@@ -428,7 +428,7 @@ class GmailMailbox:
             found = self._history(history_id)
             if found is not None:
                 added, label_changes, new_history = found
-                return Changes(self._fetch(added), label_changes, {"historyId": new_history})
+                return Changes(self._fetch(added), label_changes, {"historyId": new_history}, expected=len(added))
             # the history id expired (404): a bounded re-sync since the last good pass; nothing is duplicated
             # because known Message-IDs are recognised, and label changes are read back for known messages
             last = cursor.get("last_pass")
@@ -442,7 +442,8 @@ class GmailMailbox:
         days = max(1, int((datetime.now(UTC) - since).days))
         ids = self._list(self.gmail.initial_query) + self._list(f"in:sent newer_than:{days}d")
         log.info("first Gmail sync: %d message(s) to import", len(set(ids)))
-        return Changes(self._fetch(list(dict.fromkeys(ids))), [], {"historyId": start})
+        ids = list(dict.fromkeys(ids))
+        return Changes(self._fetch(ids), [], {"historyId": start}, expected=len(ids))
 
     def _list(self, query: str) -> list[str]:
         ids: list[str] = []

@@ -6,7 +6,6 @@ from __future__ import annotations
 import email.policy
 import logging
 import re
-import socket
 import ssl
 import threading
 import time
@@ -175,7 +174,8 @@ class ImapMailbox:
         return lines
 
     def prepare(self, labels: Iterable[str]) -> list[str]:
-        self.names = {keyword(label): label for label in labels}
+        # keywords are matched without regard to case (RFC 3501); Thunderbird stores the tags it sets lower-cased
+        self.names = {keyword(label).lower(): label for label in labels}
         if self.gmail:
             client = self._client()
             existing = {name for _, _, name in client.list_folders()}
@@ -207,8 +207,9 @@ class ImapMailbox:
         labels = set()
         for item in raw:
             text = item.decode("utf-8", "replace") if isinstance(item, bytes) else str(item)
-            if text.startswith(keyword(self.root) + "/") or text.startswith(self.root + "/"):
-                labels.add(self.names.get(text, text))
+            low = text.lower()
+            if low.startswith(keyword(self.root).lower() + "/") or low.startswith(self.root.lower() + "/"):
+                labels.add(self.names.get(low, text))
         return frozenset(labels)
 
     def changes(self, cursor: dict[str, Any], since: datetime) -> Changes:
@@ -243,7 +244,7 @@ class ImapMailbox:
             uids = [uid for uid in uids if make_ref(folder, validity, uid) not in self.appended]
             new_cursor[folder] = {"uidvalidity": validity, "uidnext": max(uidnext, top + 1), "modseq": modseq}
             todo.append((folder, role, validity, sorted(uids)))
-        return Changes(self._fetch(todo), label_changes, new_cursor)
+        return Changes(self._fetch(todo), label_changes, new_cursor, expected=sum(len(t[3]) for t in todo))
 
     def _fetch(self, todo: list[tuple[str, str, int, list[int]]]) -> Iterator[RawMessage]:
         client = self._client()
@@ -286,7 +287,8 @@ class ImapMailbox:
             if int(info[b"UIDVALIDITY"]) != validity:
                 continue  # the folder was recreated; a resync will label its messages anew
             known = {f.decode("utf-8", "replace") if isinstance(f, bytes) else f for f in info.get(b"FLAGS", ())}
-            drop = sorted(k for k in map(keyword, remove) if k in known)
+            unwanted = {keyword(label).lower() for label in remove}
+            drop = sorted(k for k in known if k.lower() in unwanted)  # as the server spells them
             for uids in chunks(all_uids):
                 if self.gmail:
                     if remove:

@@ -199,8 +199,6 @@ def test_apple_mail_and_outlook_are_told_what_they_cannot_show(tmp_path, client)
     assert "search for the customer's address" in result.stdout and "[HD-N]" in result.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="imap.py matches keywords case-sensitively (Helpdesk/...); Thunderbird stores "
-                   "lower-case keys, and Dovecot keeps the spelling a mailbox saw first")
 def test_a_tag_set_in_thunderbird_before_the_daemon_ever_used_that_keyword_is_read(harness):
     backend, desk, clock, ticket = harness
     inbox = next(ref for ref in ticket.refs if ref.startswith("INBOX:"))
