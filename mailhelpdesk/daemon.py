@@ -18,7 +18,7 @@ from . import digest_request
 from .config import Config
 from .effects import Effects, coalesce_labels, describe
 from .engine import Engine
-from .errors import LockError, MailboxError, StateFileError
+from .errors import LockError, MailboxError, StateFileError, StateLostError
 from .mailbox import open_mailbox
 from .mailbox.base import Mailbox
 from .model import Action, Incoming, SendMail, SetLabels, State
@@ -50,6 +50,8 @@ class Helpdesk:
         self.store = Store(config.resolve(config.helpdesk.state_file))
         self.clock = clock or (lambda: datetime.now(UTC))
         self.state: State = self.store.load()
+        path = self.store.path
+        self._state_missing = not path.exists() or path.stat().st_size == 0  # lost, or never written yet
         self.health = Health(self.store.path)
         self._prepared = False
         self.progress: Callable[[int, int | None], None] = lambda seen, expected: None  # per message fetched
@@ -80,6 +82,8 @@ class Helpdesk:
                 continue
             incoming.append(Incoming(raw.ref, raw.folder_role, facts, raw.labels, raw.received_at, raw.thread_id))
             report.messages += not state.is_ours(facts.message_id)  # our own sent copies are not news
+        if self._state_missing:
+            self._refuse_if_managed(incoming)
         incoming = in_order(incoming, now)
         # label changes first: they were read before this pass decided anything, so they compare
         # against the labels as the previous pass left them
@@ -113,6 +117,9 @@ class Helpdesk:
             self.state = self.store.load()  # forget what this pass decided
             return report
         actions += digest_request.take(self.engine, state, now, self.store.path)  # `digest --send` while we run
+        if self._state_missing:  # from the first action on, the state file exists: a restart is no lost state
+            self.save()
+            self._state_missing = False
         effects = Effects(self.config, self.mailbox, self.save)
         outbox = any(not r.done for r in state.sent.values())
         report.done = effects.apply(state, actions, now)
@@ -124,6 +131,22 @@ class Helpdesk:
             self.save()
         self.health.write(last_success=now.isoformat(), last_messages=report.messages)
         return report
+
+    def _refuse_if_managed(self, incoming: list[Incoming]) -> None:
+        """No state file, yet the mailbox carries our labels or our own sent mail: the state was lost. Starting over
+        would acknowledge customers again and renumber tickets, so stop and say how to recover (PRODUCT.md)."""
+        support = self.config.support_address
+        ours = self.engine.labels.ours
+        signs = sum(1 for m in incoming if ours(m.labels) or (m.facts.ours and m.facts.sender == support))
+        if signs:
+            message = (f"{self.store.path}: the state file is missing or empty, but {signs} message(s) in the mailbox "
+                       "carry mailhelpdesk's labels or are its own mail: run `mailhelpdesk rebuild` to recover the "
+                       "tickets from the mailbox (starting over would answer customers twice and renumber tickets)")
+            try:
+                self.health.write(last_error=message, last_error_at=self.clock().isoformat())
+            except OSError:
+                pass
+            raise StateLostError(message)
 
     def _quarantine(self, ref: str, reason: str, actions: list[Action], report: PassReport) -> None:
         log.error("quarantined %s: %s", ref, reason)
@@ -241,6 +264,8 @@ def serve(helpdesk: Helpdesk, on_report: Callable[[PassReport], None], stop: thr
             backoff = 1.0
             if not stop.is_set():
                 helpdesk.mailbox.wait(interval, stop)
+        except StateLostError:
+            raise  # nothing to retry: a person must run `rebuild`
         except MailboxError as exc:
             health.write(last_error=str(exc), last_error_at=helpdesk.clock().isoformat())
             _complain_if_stale(helpdesk, last_success)

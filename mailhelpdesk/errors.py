@@ -68,3 +68,7 @@ class SmtpSetupError(SetupError, SendError):
 
 class StateFileError(SetupError, StoreError):
     """The state file's folder is missing or cannot be written."""
+
+
+class StateLostError(SetupError, StoreError):
+    """The mailbox shows mailhelpdesk has worked on it, but the state file is missing or empty: rebuild first."""

@@ -14,9 +14,9 @@ if _TESTS_DIR not in sys.path:  # pytest's default import mode already adds it; 
     sys.path.insert(0, _TESTS_DIR)
 
 from servers import DOVECOT_BIN, DovecotServer, ImapAccount, SmtpSink  # noqa: E402
-import clock_ahead  # noqa: E402
+import clocks  # noqa: E402
 
-clock_ahead.start_here_and_in_children()  # only with $MAILHELPDESK_TEST_DAYS_AHEAD (CI's second run)
+clocks.start_session()  # only with $MAILHELPDESK_TEST_DAYS_AHEAD (CI's second run)
 
 
 @pytest.fixture(scope="session")

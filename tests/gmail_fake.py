@@ -153,6 +153,14 @@ _FAILURE_DEFAULTS = {
 _NOT_FOUND = "Requested entity was not found."
 _HEX_ID = re.compile(r"^[0-9a-f]{1,20}$")
 _WEEK_MS = 7 * 24 * 3600 * 1000
+DEFAULT_START = _dt.datetime(2026, 11, 20, 10, 0, tzinfo=_dt.timezone.utc)  # the day of tests/fixtures/eml
+
+
+def ticking_from(start: _dt.datetime):
+    """A clock (seconds since the epoch) that reads ``start`` now and then moves on in real seconds: it follows
+    no machine's calendar, so nothing built on it turns old on a later day."""
+    origin = time.monotonic()
+    return lambda: start.timestamp() + (time.monotonic() - origin)
 
 
 class ApiError(Exception):
@@ -630,7 +638,8 @@ class GmailFake:
                  send_as: Iterable[str] = (), clock=None):
         self.email = email_address
         self.send_as = {a.lower() for a in send_as}
-        self.clock = clock or time.time  # seconds since the epoch; replace to move "now"
+        # seconds since the epoch; by default DEFAULT_START ticking on, never the machine's date; replace to move "now"
+        self.clock = clock or ticking_from(DEFAULT_START)
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
         # mailbox

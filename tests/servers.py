@@ -35,7 +35,7 @@ from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
 
-import clock_ahead
+import clocks
 
 DOVECOT_BIN = "/usr/sbin/dovecot"
 
@@ -223,9 +223,9 @@ service imap-login {{
 
     @staticmethod
     def _import_environment() -> str:
-        """Dovecot clears its children's environment; under a moved clock (tests/clock_ahead.py) they keep
+        """Dovecot clears its children's environment; under a moved clock (tests/clocks.py) they keep
         libfaketime, or they would stamp and search mail on the real day."""
-        faketime = clock_ahead.libfaketime_environment()
+        faketime = clocks.libfaketime_environment()
         if not faketime:
             return ""
         defaults = "TZ CORE_OUTOFMEM CORE_ERROR LISTEN_PID LISTEN_FDS NOTIFY_SOCKET"  # doveconf -d
@@ -298,7 +298,7 @@ service imap-login {{
             stdout=self._stderr_file,
             stderr=self._stderr_file,
             start_new_session=True,  # own process group: stop() can sweep up children
-            env=dict(os.environ, **clock_ahead.libfaketime_environment()),
+            env=dict(os.environ, **clocks.libfaketime_environment()),
         )
         _running.add(self)
         deadline = time.monotonic() + self.start_timeout

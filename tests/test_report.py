@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
+from clocks import frozen_at
 
 from mailhelpdesk.cli import main
 from mailhelpdesk.model import State, Status, Ticket
@@ -266,7 +267,8 @@ backend = "local"
 
 @pytest.fixture
 def helpdesk(tmp_path):
-    now = datetime.now(UTC).replace(microsecond=0)
+    """A config and state file for the CLI, which runs on the clock standing at NOW."""
+    now = NOW
     tickets = [
         ticket(1, now - timedelta(days=3), first=2, resolved=20, assignee="alice", rating="good"),
         ticket(2, now - timedelta(days=2), first=4, assignee=HOSTILE),
@@ -275,7 +277,8 @@ def helpdesk(tmp_path):
     Store(tmp_path / "state.json").save(State(tickets={t.key: t for t in tickets}))
     config = tmp_path / "mailhelpdesk.toml"
     config.write_text(CONFIG, encoding="utf-8")
-    return config
+    with frozen_at(NOW):
+        yield config
 
 
 def test_cli_report_json_and_html(helpdesk, tmp_path):
@@ -294,7 +297,7 @@ def test_cli_report_json_and_html(helpdesk, tmp_path):
 
 
 def test_cli_report_dates_table_and_csv(helpdesk):
-    today = datetime.now(BERLIN).date()
+    today = NOW.astimezone(BERLIN).date()
     args = ["report", "--config", str(helpdesk), "--since", str(today - timedelta(days=60)), "--until", str(today)]
     result = CliRunner().invoke(main, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output

@@ -85,6 +85,7 @@ class GmailBackend:
 
         from mailhelpdesk.mailbox.gmail import GmailMailbox
 
+        self.fake.clock = lambda: clock().timestamp()  # one "now" for the server and the helpdesk
         mailbox = GmailMailbox(self.config, credentials=Credentials(token="fake-token"))
         return Helpdesk(self.config, mailbox=mailbox, clock=clock)
 

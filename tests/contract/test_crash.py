@@ -5,7 +5,6 @@ sent went out once (counted at the SMTP server and in the sent folder) and no la
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -15,11 +14,19 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from clocks import child_env
 from corpus import AUTOMATIC_KINDS, build_corpus
 
 from mailhelpdesk.store import Store
 
 KILLS = 12
+NOW = datetime(2026, 11, 20, 10, 30, tzinfo=UTC)  # the corpus ends here; the daemons' clock starts a minute later
+_T0 = time.monotonic()
+
+
+def clock() -> datetime:
+    """The test's clock, injected into every daemon it starts: a fixed day moving on in real seconds."""
+    return NOW + timedelta(minutes=1, seconds=time.monotonic() - _T0)
 
 
 def write_config(path: Path, account, sink, corpus) -> None:
@@ -51,7 +58,7 @@ def start(config: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "mailhelpdesk.cli", "run", "-v", "--config", str(config)],
         cwd=config.parent, stdout=subprocess.DEVNULL, stderr=log,
-        env=dict(os.environ, CRASH_TEST_IMAP_PASSWORD=config.with_suffix(".pw").read_text()),
+        env=child_env(clock(), CRASH_TEST_IMAP_PASSWORD=config.with_suffix(".pw").read_text()),
     )
 
 
@@ -63,7 +70,7 @@ def passes_done(config: Path) -> str:
 
 
 def test_sigkill_at_random_moments_never_duplicates_or_loses_work(imap_account, smtp_sink, tmp_path):
-    corpus = build_corpus(n_conversations=100, seed=5, now=datetime.now(UTC) - timedelta(minutes=1))
+    corpus = build_corpus(n_conversations=100, seed=5, now=NOW)
     client = imap_account.client()
     for m in corpus.messages:  # one connection for the whole load
         client.append(m.folder, m.raw, flags=[b"\\Seen"] if m.folder == "Sent" else [], msg_time=m.when)
@@ -90,17 +97,17 @@ def test_sigkill_at_random_moments_never_duplicates_or_loses_work(imap_account, 
         kills += 1
         progress.append(len(smtp_sink.messages))
     smtp_sink.limit(None)
-    # finally let it finish: wait for a pass that completes after this start
+    # finally let it finish: wait for two passes of this last daemon (the health file changes with each), the
+    # second one idle
     process = start(config)
-    started = datetime.now(UTC).isoformat()
-    deadline = time.monotonic() + 120
-    while passes_done(config) < started and time.monotonic() < deadline:
-        assert process.poll() is None, (config.parent / "daemon.log").read_text()
-        time.sleep(0.2)
-    time.sleep(1.5)  # one more idle pass
+    for _ in range(2):
+        before, deadline = passes_done(config), time.monotonic() + 120
+        while passes_done(config) == before and time.monotonic() < deadline:
+            assert process.poll() is None, (config.parent / "daemon.log").read_text()
+            time.sleep(0.2)
+        assert passes_done(config) != before, "the daemon never completed a pass"
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=120) == 0, "a clean stop on SIGTERM (after the pass under way)"
-    assert passes_done(config) >= started, "the daemon never completed a pass"
 
     state = Store(tmp_path / "state.json").load()
     assert kills == KILLS

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from clocks import frozen_at
 
 from backends import ImapBackend
 from mailhelpdesk.cli import main
@@ -18,12 +19,13 @@ from mailhelpdesk.errors import AuthError, LockError
 
 EML = Path(__file__).parent.parent / "fixtures" / "eml"
 MARKER = "S3CRET-marker-7f3a9c"
+T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)  # the questions' Date and arrival time
+NOW = datetime(2026, 11, 20, 10, 30, tzinfo=UTC)  # the helpdesks' clock: injected, never the machine's
 
 
 def fresh_question(n: int) -> bytes:
-    now = datetime.now(UTC).strftime("%a, %d %b %Y %H:%M:%S +0000")
+    """question.eml (written at T0) as a new conversation."""
     raw = (EML / "question.eml").read_bytes().replace(b"<q1@customer.example>", f"<fault{n}@customer.example>".encode())
-    raw = raw.replace(b"Fri, 20 Nov 2026 10:00:00 +0000", now.encode())
     return raw.replace(b"Invoice 1042 shows the wrong VAT", f"Question number {n}".encode())
 
 
@@ -41,8 +43,8 @@ def test_the_daemon_survives_a_server_restart_and_reconnects(dovecot, imap_accou
 
     backend = ImapBackend(imap_account, smtp_sink, tmp_path)
     config = dataclasses.replace(backend.config, mailbox=dataclasses.replace(backend.config.mailbox, poll_interval=1))
-    imap_account.append("INBOX", fresh_question(1))
-    helpdesk = Helpdesk(config)
+    imap_account.append("INBOX", fresh_question(1), when=T0)
+    helpdesk = Helpdesk(config, clock=lambda: NOW)
     stop = threading.Event()
     reports = []
     thread = threading.Thread(target=serve, args=(helpdesk, reports.append, stop), daemon=True)
@@ -51,7 +53,7 @@ def test_the_daemon_survives_a_server_restart_and_reconnects(dovecot, imap_accou
     try:
         assert wait_for(lambda: len(helpdesk.state.tickets) == 1)
         dovecot.restart()  # every open connection drops
-        imap_account.append("INBOX", fresh_question(2))
+        imap_account.append("INBOX", fresh_question(2), when=T0)
         assert wait_for(lambda: len(helpdesk.state.tickets) == 2), caplog.text
         assert any("retrying" in r.message or "reconnecting" in r.message for r in caplog.records)
     finally:
@@ -101,10 +103,10 @@ security = "none"
 def test_secrets_never_reach_the_logs_of_a_working_daemon(imap_account, smtp_sink, tmp_path, caplog):
     import dataclasses
 
-    imap_account.append("INBOX", fresh_question(3))
+    imap_account.append("INBOX", fresh_question(3), when=T0)
     backend = ImapBackend(imap_account, smtp_sink, tmp_path)
     caplog.set_level(logging.DEBUG)  # every logger, the libraries' too
-    Helpdesk(backend.config).run_pass()
+    Helpdesk(backend.config, clock=lambda: NOW).run_pass()
     assert imap_account.password not in caplog.text
     config = dataclasses.replace(backend.config)
     assert imap_account.password not in repr(config)
@@ -139,12 +141,14 @@ def test_status_is_non_zero_when_no_pass_succeeded_lately(tmp_path):
     runner = CliRunner()
     assert runner.invoke(main, ["status", "--config", str(config)]).exit_code == 1
     health = tmp_path / "state.json.health"
-    health.write_text(json.dumps({"last_success": datetime.now(UTC).isoformat()}))
-    ok = runner.invoke(main, ["status", "--config", str(config)])
+    health.write_text(json.dumps({"last_success": NOW.isoformat()}))
+    with frozen_at(NOW + timedelta(seconds=5)):
+        ok = runner.invoke(main, ["status", "--config", str(config)])
     assert ok.exit_code == 0 and "last successful pass" in ok.output
-    old = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    old = (NOW - timedelta(hours=1)).isoformat()
     health.write_text(json.dumps({"last_success": old, "last_error": "cannot reach IMAP server x:993", "last_error_at": old}))
-    stale = runner.invoke(main, ["status", "--config", str(config)])
+    with frozen_at(NOW):
+        stale = runner.invoke(main, ["status", "--config", str(config)])
     assert stale.exit_code == 1 and "STALE" in stale.output and "cannot reach IMAP server" in stale.output
 
 

@@ -177,7 +177,7 @@ def test_labels_create_nested_with_palette_color_and_errors(gm, svc):
 # ---------------------------------------------------------------------------------------------- messages
 
 def test_list_with_queries_paging_and_spam_trash(gm, svc):
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.fromtimestamp(gm.clock(), dt.timezone.utc)  # the server's now, never the machine's
     open_id = gm.add_label("Helpdesk/Status/Open")
     ids = {}
     ids["new"] = gm.add_message(make_raw("new one"), internal_date=now - dt.timedelta(hours=1))
@@ -591,7 +591,7 @@ def test_watch_and_stop(gm, svc):
     assert exc.value.status_code == 400
     resp = svc.users().watch(userId="me", body={"topicName": "projects/p/topics/gmail",
                                                 "labelIds": ["INBOX"]}).execute()
-    assert resp["historyId"] == str(gm.history_id) and int(resp["expiration"]) > ms(dt.datetime.now(dt.timezone.utc))
+    assert resp["historyId"] == str(gm.history_id) and int(resp["expiration"]) > gm.clock() * 1000
     gm.add_message(make_raw())
     assert gm.notifications[-1] == {"emailAddress": MAILBOX, "historyId": gm.history_id}
     assert svc.users().stop(userId="me").execute() == ""

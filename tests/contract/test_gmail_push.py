@@ -13,7 +13,7 @@ from gmail_fake import GmailFake
 
 from backends import GmailBackend
 from mailhelpdesk.daemon import serve
-from test_faults import fresh_question, wait_for
+from test_faults import NOW, fresh_question, wait_for
 
 SUBSCRIPTION = "projects/shop/subscriptions/helpdesk"
 
@@ -70,7 +70,7 @@ class PubSubFake:
 
 
 def test_push_notices_new_mail_within_seconds(tmp_path):
-    with GmailFake("support@shop.example", seed=5) as gmail:
+    with GmailFake("support@shop.example", seed=5, clock=NOW.timestamp) as gmail:
         pubsub = PubSubFake(gmail)
         backend = GmailBackend(gmail, tmp_path)
         config = backend.config
@@ -82,7 +82,7 @@ def test_push_notices_new_mail_within_seconds(tmp_path):
         )
         backend.config = config
         gmail.add_message(fresh_question(1))
-        helpdesk = backend.helpdesk(lambda: __import__("datetime").datetime.now(__import__("datetime").UTC))
+        helpdesk = backend.helpdesk(lambda: NOW)
         stop = threading.Event()
         thread = threading.Thread(target=serve, args=(helpdesk, lambda r: None, stop), daemon=True)
         thread.start()
