@@ -42,6 +42,7 @@ def check_setup(config_path: Path) -> Iterable[str | MailHelpdeskError]:
         mailbox.connect()
         yield from mailbox.describe()
         yield from mailbox.prepare(scheme_for(config).to_create())
+        yield from authserv_report(config, mailbox, datetime.now(UTC))
     except MailHelpdeskError as exc:
         problems += 1
         yield exc
@@ -107,7 +108,47 @@ def insecure_settings(config) -> list[str]:
             warnings.append(f"[{section}] security = \"none\" sends the password unencrypted to {sub.host}")
         if sub.password and not (sub.password_env or sub.password_file):
             warnings.append(f"[{section}] password is written in the config file; prefer password_env or password_file")
+    if config.agents and not config.commands.require_authentication:
+        warnings.append("[commands] require_authentication = false: anyone who writes From: an agent's address can "
+                        "close, assign and annotate tickets by mail; set trusted_authserv_id and remove this line")
     return warnings
+
+
+def authserv_report(config, mailbox, now: datetime, limit: int = 100) -> list[str]:
+    """`check`: the authserv-ids at the top of recent inbound mail's Authentication-Results, and the one to put
+    in `[commands] trusted_authserv_id`. Read-only: fetches (BODY.PEEK) at most `limit` messages of a week."""
+    from datetime import timedelta
+
+    from .parse import parse_message
+    from .rules.authentication import seen_authserv_ids
+
+    key = "[commands] trusted_authserv_id"
+    headers, read = [], 0
+    try:
+        for raw in mailbox.changes({}, now - timedelta(days=7)).messages:
+            if raw.folder_role != "inbox":
+                continue
+            headers.append(parse_message(raw.raw).auth_headers)
+            read += 1
+            if read >= limit:
+                break
+    except MailHelpdeskError as exc:
+        return [f"warning: could not read recent mail for {key}: {exc}"]
+    seen = seen_authserv_ids(headers)
+    listed = ", ".join(f"{name} ({count})" for name, count in seen.most_common(5))
+    trusted = config.commands.trusted_authserv_id.lower()
+    lines = [f"Authentication-Results in {read} recent inbound messages: {listed or 'none'}"]
+    if trusted and trusted in seen:
+        lines.append(f"commands by mail: {key} = {trusted!r} vouches for {seen[trusted]} of {read} recent messages")
+    elif seen:
+        suggestion = seen.most_common(1)[0][0]
+        what = f"{key} = {trusted!r} is in none of them" if trusted else f"{key} is not set"
+        lines.append(f"warning: {what}, so commands by mail are refused; the receiving server is probably "
+                     f"{suggestion!r}: set {key} = \"{suggestion}\" (see README, 'Setting up commands safely')")
+    elif read:
+        lines.append(f"warning: recent mail carries no Authentication-Results, so commands by mail are refused "
+                     f"unless [commands] require_authentication = false (which anyone can forge)")
+    return lines
 
 
 def run_daemon(config_path: Path, once: bool, dry_run: bool, echo: Callable[[str], None]) -> None:

@@ -119,8 +119,16 @@ class AutoreplyConfig:
     enabled: bool = True
     template: str = "acknowledgement"
     max_age_hours: int = 24
-    max_per_sender: int = 5
-    per_sender_hours: int = 24
+    max_per_sender: int = 1  # acknowledgements to one address, across tickets ...
+    per_sender_hours: int = 24  # ... per this many hours
+
+
+@dataclass(frozen=True)
+class CommandsConfig:
+    """Commands by mail (`#close`, `#assign bob` ...): whose word proves that an agent sent them."""
+
+    trusted_authserv_id: str = ""  # the receiving server's name in Authentication-Results, e.g. "mx.google.com"
+    require_authentication: bool = True  # false: trust an agent's From: address when no trusted A-R vouches
 
 
 @dataclass(frozen=True)
@@ -194,6 +202,7 @@ class Config:
     sla: SlaConfig = field(default_factory=SlaConfig)
     resolution: ResolutionConfig = field(default_factory=ResolutionConfig)
     digest: DigestConfig = field(default_factory=DigestConfig)
+    commands: CommandsConfig = field(default_factory=CommandsConfig)
     path: Path = Path(DEFAULT_CONFIG)
 
     def resolve(self, relative: str) -> Path:
@@ -405,6 +414,10 @@ def _check(config: Config, path: Path) -> None:
     for i, lead in enumerate(config.sla.escalate_to):
         if not EMAIL.match(lead):
             raise ConfigError(f"{path}: [sla] escalate_to[{i}] must be an email address, got {lead!r}")
+    authserv_id = config.commands.trusted_authserv_id
+    if authserv_id and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", authserv_id):
+        raise ConfigError(f"{path}: [commands] trusted_authserv_id must be a host name such as \"mx.google.com\" "
+                          f"(the first word of the receiving server's Authentication-Results), got {authserv_id!r}")
     try:
         parse_duration(config.resolution.close_after)
     except ValueError as exc:

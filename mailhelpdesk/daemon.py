@@ -199,11 +199,15 @@ class Health:
             return {}
 
     def write(self, **changes: object) -> None:
+        """Best effort: a full disk or a read-only folder must not turn a report about a problem into a crash."""
         data = self.read()
         data.update(changes, pid=os.getpid())
         tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(data, default=str))
-        os.replace(tmp, self.path)
+        try:
+            tmp.write_text(json.dumps(data, default=str))
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            log.warning("cannot write the health file %s: %s", self.path, exc.strerror or exc)
 
 
 class InstanceLock:

@@ -8,16 +8,18 @@ import re
 from datetime import datetime, timedelta
 from typing import Callable, Iterable
 
-from .config import Config, calendar
+from .config import AgentConfig, Config, calendar
 from .labels import LabelScheme, scheme_for
 from .model import IGNORED_PREFIX, Ignored, Incoming, Plan, Priority, SendMail, SetLabels, State, Status, Ticket
 from .rules.assignment import choose_assignee
+from .rules.authentication import sender_failed, verdict
 from .rules.commands import Command, parse_commands, trusted_sender
 from .rules.escalation import due_steps
 from .rules.priority import priority_for
 from .rules.rating import RATINGS, rating_in
 from .sla import parse_duration
-from .rules.threading import Match, find_ticket, ref_key, thread_key
+from .rules.senders import normalise_address, organisation, same_sender
+from .rules.threading import Match, find_ticket, ref_key, takes_part, thread_key, with_people
 from .templates import render
 
 
@@ -33,6 +35,7 @@ class Engine:
         self.support = config.support_address
         domain = self.support.rsplit("@", 1)[1]
         self.id_domain = domain
+        self.agent_addresses = frozenset(normalise_address(a) for a in [self.support, *(a.email for a in config.agents)])
 
     # --- messages ------------------------------------------------------------------------
 
@@ -49,6 +52,8 @@ class Engine:
         message_id = incoming.facts.message_id
         plan = Plan()
         ticket = state.ticket_of(message_id)
+        if self._another_message(state, ticket, incoming):
+            return self.on_message(state, _renamed(incoming), now)
         if ticket is not None:
             if incoming.ref not in ticket.refs:
                 ticket = plan.put(ticket.with_message(message_id, incoming.ref, thread_id=incoming.thread_id))
@@ -64,6 +69,19 @@ class Engine:
                 plan.actions.append(SetLabels((incoming.ref,), frozenset({self.labels.ignored}), frozenset()))
             return plan
         return None
+
+    def _another_message(self, state: State, ticket: Ticket | None, incoming: Incoming) -> bool:
+        """A known Message-ID from another sender with another subject: broken clients reuse ids (`<1@localhost>`),
+        so this is another message, not a re-delivery (PRODUCT.md, Threading)."""
+        facts = incoming.facts
+        if facts.message_id.endswith(REUSED_ID_DOMAIN) or state.is_ours(facts.message_id) or self._is_agent(incoming):
+            return False
+        if ticket is not None:
+            if any(same_sender(facts.sender, p) for p in (ticket.customer, *ticket.participants)):
+                return False
+            return facts.title != ticket.subject
+        ignored = state.ignored.get(facts.message_id)
+        return ignored is not None and not same_sender(facts.sender, ignored.sender) and facts.subject != ignored.subject
 
     def _ours(self, state: State, incoming: Incoming, now: datetime) -> Plan | None:
         """Mail the daemon sent itself (found in the sent folder): never an agent reply."""
@@ -83,9 +101,9 @@ class Engine:
 
     def _in_ticket(self, state: State, incoming: Incoming, now: datetime) -> Plan | None:
         """A message of a conversation we know: an agent's reply, a customer's reply, or a robot's."""
-        match = find_ticket(state, incoming)
+        match = find_ticket(state, incoming, self._may_attach)
         if match.ticket is None:
-            return None
+            return None  # none, or one the sender takes no part in: a new ticket, linked (_new_ticket)
         facts, ticket, plan = incoming.facts, match.ticket, Plan()
         if (
             match.ticket.status == Status.CLOSED
@@ -95,13 +113,19 @@ class Engine:
         ):
             return None  # a customer writing into a closed ticket starts a new one (linked below)
         when = incoming.when or now
-        ticket = ticket.with_message(facts.message_id, incoming.ref, facts.sender, incoming.thread_id)
+        member = self._takes_part(ticket, incoming)  # else a robot's mail, attached: it makes nobody a participant
+        ticket = ticket.with_message(facts.message_id, incoming.ref, facts.sender if member else "", incoming.thread_id)
+        ticket = with_people(ticket, facts.to + facts.cc) if member else ticket
         latest = ticket.updated_at is None or when >= ticket.updated_at
-        if self._is_agent(incoming):
-            ticket = self._agent_reply(ticket, incoming, when, latest)
-        elif facts.automatic:
+        if facts.automatic:  # an out-of-office, an agent's too: information, never an answer nor a new wait
             bounced = any(state.is_ours(mid) or mid in ticket.message_ids for mid in facts.bounce_of)
             ticket = ticket.log(when, "automatic mail attached", facts.automatic, bounced=ticket.bounced or bounced)
+        elif self._is_agent(incoming):
+            not_an_answer = self._not_an_answer(state, ticket, match, incoming)
+            if not_an_answer:
+                ticket = ticket.log(when, "agent mail attached", f"{self._who(incoming)}: {not_an_answer}")
+            else:
+                ticket = self._agent_reply(ticket, incoming, when, latest)
         else:
             ticket = self._customer_reply(ticket, incoming, when, latest)
         plan.put(ticket)
@@ -121,9 +145,29 @@ class Engine:
         if latest:
             changes["updated_at"] = when
             changes["waiting_since"] = None
+        return ticket.log(when, "agent replied", self._who(incoming), ack_wanted=False, **changes)
+
+    CUSTOMER_KINDS = ("acknowledgement", "resolution")  # our mail to customers; the rest are internal notices
+
+    def _not_an_answer(self, state: State, ticket: Ticket, match: Match, incoming: Incoming) -> str:
+        """Why an agent's mail in a ticket does not answer the customer ("" when it does): only a mail to the
+        customer (To or Cc), in the customer's conversation, is a first response (PRODUCT.md, Who is an agent)."""
+        record = state.sent.get(match.via) if match.via else None
+        if record is not None and record.kind not in self.CUSTOMER_KINDS:
+            return f"a reply to our {record.kind} notice"
+        if not any(self._customer_side(ticket, a) for a in incoming.facts.to + incoming.facts.cc):
+            return "not written to the customer"
+        return ""
+
+    @staticmethod
+    def _customer_side(ticket: Ticket, address: str) -> bool:
+        """The customer, or a colleague at the customer's organisation."""
+        org = organisation(ticket.customer)
+        return same_sender(address, ticket.customer) or bool(org) and organisation(address) == org
+
+    def _who(self, incoming: Incoming) -> str:
         agent = self.config.agent_by_email(incoming.facts.sender)
-        who = agent.name if agent else incoming.facts.sender
-        return ticket.log(when, "agent replied", who, ack_wanted=False, **changes)
+        return agent.name if agent else incoming.facts.sender
 
     def _customer_reply(self, ticket: Ticket, incoming: Incoming, when: datetime, latest: bool) -> Ticket:
         rating = rating_in(incoming.facts.subject)
@@ -148,11 +192,20 @@ class Engine:
         facts = incoming.facts
         commands = parse_commands(facts.body)
         agent = self.config.agent_by_email(facts.sender)
-        if not commands or agent is None or incoming.folder_role != "inbox":
+        if not commands:
+            return None
+        if incoming.folder_role == "sent":
+            # only someone logged into the shared mailbox puts mail there: trusted, when it is written to us
+            if self.support not in facts.to + facts.cc:
+                return None  # an answer to a customer that happens to start with '#'
+            agent = agent or AgentConfig(name=f"the shared account ({self.support})", email=self.support)
+            ok, why = True, "written from the shared account"
+        elif agent is None or incoming.folder_role != "inbox":
             return None  # a stranger's "#assign" is just text in a customer's mail
+        else:
+            ok, why = trusted_sender(facts, agent, self.config.commands)
         plan = Plan()
         when = incoming.when or now
-        ok, why = trusted_sender(facts, agent)
         match = find_ticket(state, incoming)
         ticket = match.ticket
         problem = "" if ok else why
@@ -264,7 +317,11 @@ class Engine:
         )
         ticket = ticket.with_message(facts.message_id, incoming.ref, facts.sender, incoming.thread_id)
         ticket = dataclasses.replace(ticket, participants=tuple(dict.fromkeys(ticket.participants + (facts.customer,))))
+        ticket = with_people(ticket, facts.to + facts.cc)  # colleagues in Cc may answer in the conversation
         ticket = ticket.log(when, "created", f"priority {priority.value} ({reason})", due_at=self._due(ticket, when))
+        forged = sender_failed(verdict(facts.auth_headers, self.config.commands.trusted_authserv_id), facts.sender)
+        if forged and ticket.ack_wanted:  # backscatter: a forged sender never hears from us
+            ticket = ticket.log(when, "acknowledgement withheld", f"{forged}: the sender may be forged", ack_wanted=False)
         related = find_ticket(state, incoming)
         earlier = related.related or (related.ticket.key if related.ticket else "")
         if earlier:
@@ -457,6 +514,15 @@ class Engine:
 
     # --- helpers ---------------------------------------------------------------------------------
 
+    def _takes_part(self, ticket: Ticket, incoming: Incoming) -> bool:
+        """May this message join `ticket`'s conversation? (PRODUCT.md, Threading 1)"""
+        return self._is_agent(incoming) or takes_part(ticket, incoming.facts.sender, self.agent_addresses)
+
+    def _may_attach(self, ticket: Ticket, incoming: Incoming) -> bool:
+        """Participants join; automatic mail about the conversation (an out-of-office to our acknowledgement,
+        whoever's) is attached as information, which changes nothing else (PRODUCT.md, Mail that is not from a person)."""
+        return bool(incoming.facts.automatic) or self._takes_part(ticket, incoming)
+
     def _is_agent(self, incoming: Incoming) -> bool:
         sender = incoming.facts.sender
         return incoming.folder_role == "sent" or sender == self.support or self.config.agent_by_email(sender) is not None
@@ -602,6 +668,18 @@ class Engine:
 def _hours(delta: timedelta) -> str:
     minutes = int(delta.total_seconds() // 60)
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
+REUSED_ID_DOMAIN = "@reused-id.mailhelpdesk>"
+
+
+def _renamed(incoming: Incoming) -> Incoming:
+    """The message under an id of its own, derived from the reused id, its sender and its subject (so that its
+    own re-delivery is recognised)."""
+    facts = incoming.facts
+    digest = hashlib.sha256(f"{facts.message_id}|{facts.sender}|{facts.subject}".encode()).hexdigest()[:32]
+    facts = dataclasses.replace(facts, message_id=f"<{digest}{REUSED_ID_DOMAIN}")
+    return dataclasses.replace(incoming, facts=facts)
 
 
 def _preview(state: State, plan: Plan) -> State:

@@ -29,6 +29,37 @@ class Priority(StrEnum):
 
 
 @dataclass(frozen=True)
+class AuthResult:
+    """One `method=result` of a header, with the domain it speaks about ("" when it names none)."""
+
+    method: str  # dkim, spf, dmarc (others are kept but never used as proof)
+    result: str  # pass, fail, softfail, none, neutral, temperror, permerror, policy ...
+    domain: str = ""  # dkim: header.d (or the domain of header.i); spf: smtp.mailfrom's; dmarc: header.from
+
+
+@dataclass(frozen=True)
+class AuthHeader:
+    """One Authentication-Results header as parsed: whose it claims to be and what it says."""
+
+    authserv_id: str  # lower-cased; "" when not even that could be read
+    results: tuple[AuthResult, ...] = ()
+    readable: bool = True
+
+
+@dataclass(frozen=True)
+class AuthVerdict:
+    """What the trusted receiving server said about a message; `problem` says why there is nothing to go by."""
+
+    authserv_id: str = ""
+    results: tuple[AuthResult, ...] = ()
+    problem: str = "no trusted Authentication-Results"
+
+    @property
+    def trusted(self) -> bool:
+        return not self.problem
+
+
+@dataclass(frozen=True)
 class MessageFacts:
     """What the engine needs to know about one message, parsed once from its bytes."""
 
@@ -51,6 +82,8 @@ class MessageFacts:
     ours: str = ""
     our_kind: str = ""
     auth_results: str = ""
+    auth_headers: tuple[AuthHeader, ...] = ()  # Authentication-Results, topmost first (rules/authentication.py)
+    from_addresses: tuple[str, ...] = ()  # every address of every From: header (commands need exactly one)
     has_attachments: bool = False
     defects: tuple[str, ...] = ()
 

@@ -22,6 +22,7 @@ from typing import Callable
 
 from .model import MessageFacts, Priority
 from .rules.automatic import automatic_reason
+from .rules.authentication import parse_header
 
 
 class _CachingRegistry(email.headerregistry.HeaderRegistry):
@@ -111,6 +112,9 @@ def parse_message(raw: bytes, ticket_prefix: str = "HD") -> MessageFacts:
         ours=header("X-Mailhelpdesk-Ticket"),
         our_kind=header("X-Mailhelpdesk-Kind"),
         auth_results=" ; ".join(_all(msg, "Authentication-Results", hints)),
+        auth_headers=_guard(lambda: tuple(parse_header(v) for v in _all(msg, "Authentication-Results", hints)), (),
+                            "authentication-results", defects),
+        from_addresses=_guard(lambda: _from_addresses(msg, hints), (), "from", defects),
         has_attachments=_guard(lambda: any(True for _ in _attachments(msg)), False, "attachments", defects),
         defects=tuple(defects),
     )
@@ -308,6 +312,14 @@ def _all(msg: Message, name: str, hints: list[str]) -> list[str]:
                 if k.lower() == name.lower()][:20]
     except Exception:
         return []
+
+
+def _from_addresses(msg: Message, hints: list[str]) -> tuple[str, ...]:
+    """Every mailbox of every From: header, as written (an encoded display name is no address): commands need
+    exactly one. A group or a part that is no address counts too, as "" (so it is never "exactly one")."""
+    values = [_decode_8bit(_unfold(v[:HEADER_LIMIT]), hints) for k, v in _raw_items(msg) if k.lower() == "from"]
+    pairs = getaddresses(values) if values else []
+    return tuple(addr.strip().lower() if ADDRESS.fullmatch(addr.strip()) else "" for _, addr in pairs)
 
 
 def _content_type(msg: Message) -> str:

@@ -30,8 +30,18 @@ def search_path(templates_dir: str, language: str) -> list[Path]:
     return [root / lang for root in roots for lang in dict.fromkeys((language, "en"))]
 
 
+SUBJECT_CLIP = 120  # characters of a customer's subject we echo in ours (`clip`)
+SUBJECT_LIMIT = 200  # characters of any subject we send, whatever a user's template makes of it
+
+
+def clip(text: Any, length: int = SUBJECT_CLIP) -> str:
+    """`{{ ticket.subject|clip }}`: a subject we echo, cut to `length` characters with an ellipsis."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= length else text[: max(1, length - 1)].rstrip() + "…"
+
+
 def _make_environment(search: list[Path]) -> jinja2.Environment:
-    return ImmutableSandboxedEnvironment(
+    env = ImmutableSandboxedEnvironment(
         loader=jinja2.FileSystemLoader([str(folder) for folder in search]),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False),
         undefined=jinja2.StrictUndefined,
@@ -39,6 +49,8 @@ def _make_environment(search: list[Path]) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["clip"] = clip
+    return env
 
 
 @lru_cache(maxsize=8)
@@ -189,7 +201,7 @@ def _split_subject(text: str, name: str) -> tuple[str, str]:
     first, _, rest = text.partition("\n")
     if not first.lower().startswith("subject:"):
         raise ConfigError(f"template {name}.txt.j2 must start with a line 'Subject: ...'")
-    return one_line(first[len("subject:"):]), rest.lstrip("\n")
+    return clip(one_line(first[len("subject:"):]), SUBJECT_LIMIT), rest.lstrip("\n")
 
 
 def one_line(text: str) -> str:

@@ -72,7 +72,8 @@ def test_example_config_documents_every_key_and_is_valid(monkeypatch):
     text = (ROOT / "config.example.toml").read_text()
     from dataclasses import fields
 
-    for section in ("helpdesk", "mailbox", "local", "imap", "smtp", "gmail", "assignment", "autoreply", "priority", "sla"):
+    for section in ("helpdesk", "mailbox", "local", "imap", "smtp", "gmail", "assignment", "autoreply", "priority", "sla",
+                    "commands"):
         for f in fields(getattr(config, section)):
             if f.name != "password":
                 assert f"{f.name} =" in text or f"[[{section}.{f.name}]]" in text, f"{section}.{f.name} is not documented"

@@ -234,10 +234,9 @@ def test_json_log_format_makes_every_line_json(tmp_path):
     messages = [e["message"] for e in entries]
     assert any(m.startswith("label ") for m in messages) and any("stopping" in m for m in messages)
     assert len(messages) == len(set(messages)) and all({"time", "level", "message"} <= set(e) for e in entries)
-    (tmp_path / "state.json").unlink()
-    (tmp_path / "state.json.health").unlink()
-    once = cli("run", "--once", "--log-format", "json", "--config", str(config))
-    assert once.exit_code == 0
+    (tmp_path / "once").mkdir()
+    once = cli("run", "--once", "--log-format", "json", "--config", str(local_desk(tmp_path / "once")))
+    assert once.exit_code == 0, once.output
     once_entries = [json.loads(line) for line in once.output.splitlines()]
     assert once_entries[-1]["message"].startswith("pass done:")
 

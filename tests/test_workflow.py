@@ -30,6 +30,7 @@ def workflow_desk(**extra):
         # the ladder's arithmetic in business hours (24 working hours); `1d` has tests of its own
         sla={"holidays_country": "US", "escalate_to": ["lead@shop.example"], "escalate_after": "4h",
              "first_response": {"normal": "24h"}},
+        commands={"trusted_authserv_id": "mx.shop.example"},  # the receiving server vouches (test_command_auth.py)
     )
     sections.update(extra)
     return Desk(make_config(**sections))
@@ -180,7 +181,8 @@ def test_a_customer_reply_after_resolution_reopens():
     assert desk.ticket().status == Status.OPEN and desk.ticket().waiting_since == at(19, 13)
 
 
-def command_mail(sender: str, body: str, auth: str = "", subject="Re: [HD-1] Export fails") -> bytes:
+def command_mail(sender: str, body: str, auth: str = "dkim=pass header.d=shop.example",
+                 subject="Re: [HD-1] Export fails") -> bytes:
     headers = f"Authentication-Results: mx.shop.example; {auth}\r\n" if auth else ""
     return (
         f"{headers}From: {sender}\r\nTo: support@shop.example\r\nSubject: {subject}\r\n"

@@ -1,38 +1,78 @@
-"""Is this mail from a machine? RFC 3834 and the signs robots leave, in one pure predicate."""
+"""Is this mail from a machine? RFC 3834 and the signs robots leave, weighed in one pure predicate.
+
+A strong sign decides alone (Auto-Submitted, a report, List-Id, an empty return path, a robot's own address...).
+A weak sign — something a person's mail can carry too: a `no.reply.john@` address, a lone List-Unsubscribe on a
+one-to-one mail — counts only together with another sign (PRODUCT.md, Mail that is not from a person)."""
 
 from __future__ import annotations
 
 import re
 from typing import Callable
 
-NO_REPLY_LOCAL = re.compile(
-    r"^(mailer-daemon|postmaster|owner-.*|.*-request|.*-owner|no[-_.]?reply.*|do[-_.]?not[-_.]?reply.*|bounces?([-+].*)?|"
-    r"notifications?|listserv|majordomo)$",
+# The machinery's own addresses: strong alone
+SYSTEM_LOCAL = re.compile(
+    r"^(mailer-daemon|postmaster|owner-.*|.*-request|.*-owner|bounces?([-+=.].*)?|listserv|majordomo)$",
     re.IGNORECASE,
 )
+NO_REPLY_START = re.compile(r"^(no[-_.]?reply|do[-_.]?not[-_.]?reply|notifications?)(?=$|[-_.+=])", re.IGNORECASE)
+# What follows "noreply-" in a robot's address: a tag, a number, or a word of the trade (not a person's name)
+ROBOT_WORDS = frozenset("""
+    reply replies mail email mailer info notification notifications notify alert alerts billing invoice invoices
+    account accounts support team service services system systems news newsletter updates update orders order shop
+    store marketing admin automated auto bot robot daemon message messages security verify verification confirm
+    confirmation accounts payments payment receipts receipt shipping delivery tracking calendar reminders reminder
+    digest jobs careers sales hello community forum status reports report
+""".split())
 AUTO_SUBJECT = re.compile(
     r"^(auto(matic)?[ -]?(reply|response|antwort)|out of (the )?office|abwesenheitsnotiz|absence|"
     r"r[ée]ponse automatique|автоответ|自动回复|undeliverable|undelivered mail|delivery status notification|"
     r"mail delivery (failed|failure|system))",
     re.IGNORECASE,
 )
+REPORTS = {  # parse.report_kind -> reason; only "bounce" is a failure to deliver (flagged on the ticket)
+    "bounce": "delivery report (bounce)",
+    "delay": "delivery delay notice (not a bounce)",
+    "delivered": "delivery notice (not a bounce)",
+    "read receipt": "read receipt",
+    "report": "report (multipart/report)",
+}
 
 
-def automatic_reason(header: Callable[[str], str], sender: str, content_type: str) -> str:
-    """Why this mail must not open a ticket or get an answer, or "" when a person wrote it."""
+def automatic_reason(header: Callable[[str], str], sender: str, content_type: str, *, report: str = "",
+                     calendar: str = "", recipients: int = 1) -> str:
+    """Why this mail must not open a ticket or get an answer, or "" when a person wrote it.
+
+    `report`: what parse.report_kind found ("bounce", "delay", "delivered", "read receipt", "report", "");
+    `calendar`: the METHOD of a text/calendar part; `recipients`: how many addresses To and Cc hold."""
+    strong = _strong(header, sender, content_type, report, calendar)
+    if strong:
+        return strong
+    weak = _weak(header, sender, recipients)
+    if len(weak) >= 2:
+        return " and ".join(weak)
+    return ""
+
+
+def _strong(header: Callable[[str], str], sender: str, content_type: str, report: str, calendar: str) -> str:
+    if report:
+        return REPORTS.get(report, REPORTS["report"])
     if content_type == "multipart/report":
-        return "delivery report (bounce)"
+        return REPORTS["bounce"]
     auto_submitted = header("Auto-Submitted").strip().lower()
     if auto_submitted and not auto_submitted.startswith("no"):
         return f"automatic (Auto-Submitted: {auto_submitted})"
     if "".join(header("Return-Path").split()) == "<>":
         return "bounce (empty return path)"
-    local = sender.split("@", 1)[0]
-    if sender and NO_REPLY_LOCAL.match(local):
-        return f"no-reply sender ({sender})"
+    if calendar.upper() == "REPLY":
+        return "calendar reply (METHOD:REPLY)"
     if not sender:
         return "no sender address"
-    for name in ("List-Id", "List-Unsubscribe", "List-Post", "List-Help", "List-Owner"):
+    local = sender.split("@", 1)[0]
+    if SYSTEM_LOCAL.match(local) or _robot_no_reply(local):
+        return f"no-reply sender ({sender})"
+    if header("List-Id"):
+        return "mailing list (List-Id)"
+    for name in ("List-Post", "List-Help", "List-Owner"):  # only list servers add these
         if header(name):
             return f"mailing list ({name})"
     precedence = header("Precedence").strip().lower()
@@ -49,3 +89,28 @@ def automatic_reason(header: Callable[[str], str], sender: str, content_type: st
     if AUTO_SUBJECT.match(header("Subject").strip()):
         return "automatic (subject)"
     return ""
+
+
+def _weak(header: Callable[[str], str], sender: str, recipients: int) -> list[str]:
+    """Signs a person's mail can carry too; two of them make a robot."""
+    signs = []
+    local = sender.split("@", 1)[0]
+    if NO_REPLY_START.match(local) and not _robot_no_reply(local):
+        signs.append(f"no-reply-like sender ({sender})")
+    if header("List-Unsubscribe"):
+        signs.append("List-Unsubscribe" + (" on mail to many" if recipients > 1 else ""))
+        if recipients > 1 or not recipients:  # not one-to-one: an unsubscribe link is what bulk mail carries
+            signs.append("bulk recipients")
+    if header("Feedback-ID"):
+        signs.append("Feedback-ID (a bulk sender's)")
+    return signs
+
+
+def _robot_no_reply(local: str) -> bool:
+    """`noreply`, `no-reply+4711`, `donotreply-billing`: a robot's address. `no.reply.john`: a name follows, which
+    only weighs (a person may have chosen it)."""
+    found = NO_REPLY_START.match(local)
+    if not found:
+        return False
+    rest = [w for w in re.split(r"[-_.+=]+", local[found.end():].lower()) if w]
+    return all(w in ROBOT_WORDS or any(c.isdigit() for c in w) or len(w) > 15 for w in rest)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..config import AgentConfig
+from ..config import AgentConfig, CommandsConfig
 from ..model import MessageFacts
+from .authentication import proves, verdict
 
 COMMAND = re.compile(r"^#(close|resolve|reopen|pending|assign|unassign|priority|note)\b[ \t]*(.*)$", re.IGNORECASE)
 
@@ -31,17 +32,29 @@ def parse_commands(body: str) -> list[Command]:
     return commands
 
 
-def trusted_sender(facts: MessageFacts, agent: AgentConfig | None) -> tuple[bool, str]:
-    """Commands count only from an agent's address and, where the receiving server vouches for mail
-    (Authentication-Results), only with a DKIM or SPF pass for the agent's domain."""
+def trusted_sender(facts: MessageFacts, agent: AgentConfig | None, commands: CommandsConfig) -> tuple[bool, str]:
+    """Commands count only from exactly one From: address, a configured agent's (no Sender: fallback), and only
+    when the receiving server's Authentication-Results (its authserv-id, RFC 8601 §5) show an aligned DKIM, SPF
+    or DMARC pass for it. Without such a header that is a refusal, unless `require_authentication = false`;
+    a trusted header that does not vouch is a refusal either way."""
     if agent is None:
-        return False, f"{facts.sender} is not a configured agent"
-    if not facts.auth_results:
-        return True, "agent address"
-    domain = re.escape(agent.email.rsplit("@", 1)[1].lower())
-    results = facts.auth_results.lower()
-    if re.search(rf"\bdkim=pass\b[^;]*\bheader\.(d|i)=@?([\w.-]+\.)?{domain}\b", results):
-        return True, "DKIM pass"
-    if re.search(rf"\bspf=pass\b[^;]*\bsmtp\.mailfrom=[^;\s]*@?([\w.-]+\.)?{domain}\b", results):
-        return True, "SPF pass"
-    return False, f"the receiving server did not confirm the sender (no DKIM or SPF pass for {agent.email})"
+        return False, f"{facts.sender or 'the sender'} is not a configured agent"
+    if facts.from_addresses != (agent.email.lower(),):
+        shown = ", ".join(a or "(not an address)" for a in facts.from_addresses) or "no address"
+        return False, (f"commands need exactly one From: address, an agent's; this mail's From: has {shown}"
+                       + (" (Sender: does not count)" if facts.sender not in facts.from_addresses else ""))
+    found = verdict(facts.auth_headers, commands.trusted_authserv_id)
+    ok, why = proves(found, agent.email)
+    if ok:
+        return True, why
+    if not commands.require_authentication and not found.trusted:
+        return True, "agent address ([commands] require_authentication = false)"
+    if not commands.trusted_authserv_id:
+        why = ("commands by mail need proof that an agent sent them, and this helpdesk does not know yet whose "
+               "Authentication-Results to believe: whoever runs it should set [commands] trusted_authserv_id "
+               "(`mailhelpdesk check` suggests one; see the README, 'Setting up commands safely')")
+    elif not found.trusted:
+        why = (f"{why}; commands are believed only when that server vouches for the agent's address (DKIM, SPF or "
+               f"DMARC pass): send them from your own mailbox at {agent.email.rsplit('@', 1)[1]}, or write them from "
+               f"the shared account itself")
+    return False, why
