@@ -463,6 +463,11 @@ def show_status(config_path: Path, echo: Callable[[str], None], now: datetime | 
     echo(f"quarantined messages: {len(state.quarantine)}")
     for ref, reason in list(state.quarantine.items())[:20]:
         echo(f"  {ref}: {reason}")
+    limited = state.cursors.get("ack_rate_limited") or {}
+    if limited.get("at") and now - datetime.fromisoformat(limited["at"]) < timedelta(hours=24):
+        echo(f"WARNING: acknowledgement rate limit reached at {limited['at']}: {limited.get('skipped', '?')} "
+             f"requests not acknowledged ([autoreply] max_per_hour = {limited.get('limit', '?')}); a flood or a "
+             f"mail loop? see `mailhelpdesk tickets`")
     if health.get("last_error"):
         echo(f"last error: {health['last_error']} (at {health.get('last_error_at', '?')})")
     stale = last is None or (now - last).total_seconds() > config.mailbox.stale_after

@@ -5,17 +5,21 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable, Iterable
 
 from .compose import compose
 from .config import Config
 from .errors import MailboxError, SendError
 from .mailbox.base import Mailbox
-from .model import Action, SendMail, SentRecord, SetLabels, State
+from .model import Action, SendMail, SentRecord, SetLabels, State, Status
 from .rules.threading import ref_key
 
 log = logging.getLogger("mailhelpdesk")
+
+RETRY_FIRST = timedelta(minutes=5)  # after a temporary refusal of one message, as Postfix does: 5 min, doubling
+RETRY_MAX = timedelta(hours=1)
+GIVE_UP_AFTER = timedelta(days=1)  # a mail still refused after a day has lost its point; the ticket says so
 
 
 def coalesce_labels(actions: Iterable[Action]) -> list[SetLabels]:
@@ -74,20 +78,46 @@ class Effects:
             self.checkpoint()  # the intents are on disk before any mail leaves
         for record in [r for r in state.sent.values() if not r.done and r.mail is not None]:
             mail = record.mail
+            if record.retry_at is not None and record.retry_at > now:
+                continue  # backing off after a temporary refusal; the others go
+            if self._pointless(state, record, now):
+                continue
             try:
-                if self._send(state, record, now, maybe_sent=record.message_id not in fresh):
+                # a copy in the sent folder proves a send only if no attempt was refused after storing its copy
+                maybe_sent = record.message_id not in fresh and record.attempts == 0
+                if self._send(state, record, now, maybe_sent=maybe_sent):
                     done.append(describe(mail))
             except SendError as exc:
-                if not exc.permanent:
+                if exc.permanent:
+                    self._give_up(state, record, str(exc), now)
+                elif not exc.only_this:
                     log.error("%s: %s (the outbox waits for the next pass)", record.key, exc)
                     break  # the server is unreachable or busy: do not spend the pass retrying every message
-                self._give_up(state, record, str(exc), now)
+                elif now - record.at >= GIVE_UP_AFTER:
+                    self._give_up(state, record, f"{exc} (still refused after {GIVE_UP_AFTER})", now)
+                else:  # this message only (a recipient's domain that does not answer...): back off, the rest goes
+                    record.attempts += 1
+                    record.retry_at = now + min(RETRY_FIRST * 2 ** (record.attempts - 1), RETRY_MAX)
+                    log.warning("%s: %s (trying again at %s)", record.key, exc, record.retry_at.isoformat())
             except MailboxError:
                 raise  # the connection is gone: the pass fails and the daemon reconnects
             except Exception as exc:  # one message must never block the others, pass after pass
                 log.exception("%s: could not be sent", record.key)
                 self._give_up(state, record, f"{type(exc).__name__}: {exc}", now)
         return done
+
+    def _pointless(self, state: State, record: SentRecord, now: datetime) -> bool:
+        """An acknowledgement that waited in the outbox (an SMTP outage) while an agent answered or solved the
+        ticket would only confuse the customer: dropped, and the ticket says so."""
+        ticket = state.tickets.get(record.ticket)
+        if record.kind != "acknowledgement" or ticket is None:
+            return False
+        if ticket.first_response_at is None and ticket.status == Status.OPEN:
+            return False
+        record.done, record.mail = True, None
+        state.tickets[ticket.key] = ticket.log(now, "acknowledgement dropped", "answered before it could be sent")
+        log.info("%s: not sent, the ticket was answered meanwhile", record.key)
+        return True
 
     def _give_up(self, state: State, record: SentRecord, reason: str, now: datetime) -> None:
         """A send that can never succeed: recorded on the ticket, taken out of the outbox."""

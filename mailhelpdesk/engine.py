@@ -18,7 +18,7 @@ from .rules.escalation import due_steps
 from .rules.priority import priority_for
 from .rules.rating import RATINGS, rating_in
 from .sla import parse_duration
-from .rules.senders import normalise_address, organisation, same_sender
+from .rules.senders import normalise_address, organisation, same_sender, sender_key
 from .rules.threading import Match, find_ticket, ref_key, takes_part, thread_key, with_people
 from .templates import render
 
@@ -433,12 +433,45 @@ class Engine:
     def on_tick(self, state: State, now: datetime) -> Plan:
         """Duties that depend on time or on a whole batch, in this order."""
         plan = Plan()
-        for duty in (self._acknowledgements, self._escalations, self._resolutions, self._auto_close):
+        for duty in (self._ack_rate_limit, self._acknowledgements, self._escalations, self._resolutions, self._auto_close):
             plan.extend(duty(_preview(state, plan) if plan.tickets else state, now))
         from .digest import backlog_summaries, digests_due
 
         preview = _preview(state, plan) if plan.tickets else state
         plan.extend(backlog_summaries(self, preview, now) if state.first_run else digests_due(self, preview, now))
+        return plan
+
+    def _ack_rate_limit(self, state: State, now: datetime) -> Plan:
+        """A global cap on acknowledgements per hour, before the per-sender one: a flood from many senders
+        (spam, backscatter) gets no answer beyond it, and the pass leaves a warning for `status`."""
+        plan = Plan()
+        limits = self.config.autoreply
+        hour, window = now - timedelta(hours=1), now - timedelta(hours=limits.per_sender_hours)
+        budget = limits.max_per_hour - sum(1 for log in state.sender_log.values() for t in log if t > hour)
+        per_sender: dict[str, int] = {}
+        skipped = 0
+        for ticket in state.tickets.values():
+            if not ticket.ack_wanted or ticket.first_response_at is not None or ticket.status != Status.OPEN:
+                continue
+            key = sender_key(ticket.customer)
+            if key not in per_sender:
+                per_sender[key] = sum(1 for t in state.sender_log.get(key, ()) if t > window)
+            per_sender[key] += 1
+            if per_sender[key] > limits.max_per_sender:
+                continue  # the per-sender limit (_acknowledgements) holds this one back anyway
+            if budget > 0:
+                budget -= 1
+                continue
+            skipped += 1
+            plan.put(ticket.log(now, "acknowledgement skipped",
+                                f"rate limit: {limits.max_per_hour} acknowledgements per hour", ack_wanted=False))
+        if skipped:
+            plan.notes.append(f"warning: {skipped} requests not acknowledged, the limit of {limits.max_per_hour} "
+                              f"acknowledgements per hour ([autoreply] max_per_hour) was reached")
+            earlier = state.cursors.get("ack_rate_limited") or {}
+            same_hour = earlier.get("at", "") > hour.isoformat()
+            plan.cursors["ack_rate_limited"] = {"at": now.isoformat(), "limit": limits.max_per_hour,
+                                                "skipped": skipped + (earlier.get("skipped", 0) if same_hour else 0)}
         return plan
 
     def _acknowledgements(self, state: State, now: datetime) -> Plan:

@@ -36,9 +36,10 @@ class CapabilityError(MailboxError):
 class SendError(MailHelpdeskError):
     """Mail could not be sent. `permanent` when trying again cannot help (a refused address, a 5xx)."""
 
-    def __init__(self, message: str, permanent: bool = False):
+    def __init__(self, message: str, permanent: bool = False, only_this: bool = False):
         super().__init__(message)
         self.permanent = permanent
+        self.only_this = only_this  # the server works but refused this message (a recipient, its content) for now
 
 
 class ParseError(MailHelpdeskError):

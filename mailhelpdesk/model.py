@@ -277,6 +277,8 @@ class SentRecord:
     at: datetime
     done: bool = False
     mail: SendMail | None = None  # the message itself until it is sent (the outbox), then dropped
+    attempts: int = 0  # temporary refusals of this message so far
+    retry_at: datetime | None = None  # not before then (backoff after a temporary refusal)
 
 
 @dataclass

@@ -91,7 +91,9 @@ def parse_message(raw: bytes, ticket_prefix: str = "HD") -> MessageFacts:
     in_reply_to = tuple(_ids(raw_header("In-Reply-To")))[:1]
     tag = _ticket_tag(subject, ticket_prefix)
     content_type = _content_type(msg)
-    report = _guard(lambda: _is_report(msg), False, "report", defects)
+    report = _guard(lambda: report_kind(msg), "", "report", defects)
+    calendar = _guard(lambda: _calendar_method(msg), "", "calendar", defects)
+    recipients = len(addresses("To", "Cc"))
     return MessageFacts(
         message_id=message_id,
         subject=subject,
@@ -105,8 +107,10 @@ def parse_message(raw: bytes, ticket_prefix: str = "HD") -> MessageFacts:
         references=references,
         date=_date(header("Date"), defects),
         ticket_tag=tag,
-        automatic=_guard(lambda: automatic_reason(header, sender, content_type), "", "automatic", defects),
-        bounce_of=_guard(lambda: _bounced_ids(msg), (), "bounce", defects) if report else (),
+        automatic=_guard(lambda: automatic_reason(header, sender, content_type, report=report, calendar=calendar,
+                                                  recipients=recipients), "", "automatic", defects),
+        # only a failure to deliver is a bounce: read receipts and delay notices flag nothing
+        bounce_of=_guard(lambda: _bounced_ids(msg), (), "bounce", defects) if report == "bounce" else (),
         importance=_guard(lambda: _importance(header), None, "importance", defects),
         body=_guard(lambda: _body_text(msg, hints)[:BODY_LIMIT], "", "body", defects),
         ours=header("X-Mailhelpdesk-Ticket"),
@@ -329,11 +333,54 @@ def _content_type(msg: Message) -> str:
         return "text/plain"
 
 
-def _is_report(msg: Message) -> bool:
+def report_kind(msg: Message) -> str:
+    """What a machine-readable report says: "bounce" (delivery failed), "delay", "delivered", "read receipt"
+    (RFC 8098 disposition notification), "report" (another kind), or "" when the mail is no report."""
     ctype = _content_type(msg)
-    return ctype == "multipart/report" or (
-        ctype.startswith("multipart/") and any(p.get_content_type() == "message/delivery-status" for p in msg.walk())
-    )
+    parts = list(itertools.islice(msg.walk(), 50))
+    types = {p.get_content_type() for p in parts}
+    if ctype != "multipart/report" and not (
+        ctype.startswith("multipart/") and types & {"message/delivery-status", "message/disposition-notification"}
+    ):
+        return ""
+    report_type = str(msg.get_param("report-type") or "").lower() if ctype == "multipart/report" else ""
+    if report_type == "disposition-notification" or "message/disposition-notification" in types:
+        return "read receipt"
+    status = next((p for p in parts if p.get_content_type() in ("message/delivery-status", "message/global-delivery-status")), None)
+    if status is None:
+        return "bounce" if report_type in ("", "delivery-status") else "report"
+    actions = set(_dsn_actions(status))
+    if not actions or "failed" in actions:
+        return "bounce"  # unreadable counts as the failure it most often is
+    if "delayed" in actions:
+        return "delay"
+    return "delivered"  # delivered, relayed, expanded (RFC 3464)
+
+
+def _dsn_actions(part: Message) -> list[str]:
+    """The Action: fields of a delivery-status part (one per recipient)."""
+    payload = part.get_payload()
+    if isinstance(payload, list):
+        text = "\n".join(str(block) for block in payload if isinstance(block, Message))
+    else:
+        data = part.get_payload(decode=True)
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(payload or "")
+    return [a.lower() for a in re.findall(r"^Action:\s*([A-Za-z]+)", text, re.IGNORECASE | re.MULTILINE)]
+
+
+def _calendar_method(msg: Message) -> str:
+    """The METHOD of the first text/calendar part ("REPLY" for "Accepted: ..."), or ""."""
+    for part in itertools.islice(msg.walk(), 50):
+        if part.get_content_type() != "text/calendar":
+            continue
+        method = str(part.get_param("method") or "")
+        if not method:
+            data = part.get_payload(decode=True)
+            text = data.decode("utf-8", "replace")[:20_000] if isinstance(data, bytes) else ""
+            found = re.search(r"^METHOD:\s*([A-Za-z-]+)", text, re.MULTILINE)
+            method = found.group(1) if found else ""
+        return method.upper()
+    return ""
 
 
 def _bounced_ids(msg: Message) -> tuple[str, ...]:

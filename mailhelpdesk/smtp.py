@@ -118,7 +118,8 @@ class SmtpSender:
         except (SendError, AuthError):
             raise
         except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused) as exc:
-            raise SendError(f"{self.config.host} refused {message['Message-ID']}: {exc}", permanent=_permanent(exc)) from exc
+            raise SendError(f"{self.config.host} refused {message['Message-ID']}: {exc}", permanent=_permanent(exc),
+                            only_this=isinstance(exc, smtplib.SMTPRecipientsRefused)) from exc
         except (smtplib.SMTPException, OSError) as exc:
             raise SendError(f"could not send {message['Message-ID']} via {self.config.host}: {exc}",
                             permanent=_permanent(exc)) from exc
@@ -176,7 +177,8 @@ class Transaction:
             raise SendError(f"no answer from {self.host} for {self.message['Message-ID']}: {exc}") from exc
         if code != 250:
             self.abort()
-            raise SendError(f"{self.host} refused {self.message['Message-ID']}: {code} {reply!r}", permanent=code >= 500)
+            raise SendError(f"{self.host} refused {self.message['Message-ID']}: {code} {reply!r}", permanent=code >= 500,
+                            only_this=True)
         try:
             self.smtp.quit()
         except (smtplib.SMTPException, OSError):

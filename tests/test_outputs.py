@@ -66,7 +66,7 @@ def mail(when: datetime, message_id: str, sender: str, subject: str, extra: str 
 def build_helpdesk(folder: Path, health: bool = True) -> Path:
     """A config (IMAP, its password variable unset) and a state file made by the engine, as of NOW:
     HD-1 never answered (overdue); HD-2 urgent, due after NOW; HD-3 answered, then the customer wrote again and
-    that follow-up is overdue; HD-4 answered and pending; HD-5 long customer and subject; one ignored auto-reply."""
+    that follow-up is overdue; HD-4 answered and pending; HD-5 long customer and subject; one ignored automatic mail."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "mailhelpdesk.toml"
     path.write_text(CONFIG)
@@ -82,8 +82,8 @@ def build_helpdesk(folder: Path, health: bool = True) -> Path:
                    "In-Reply-To: <q4@c.example>\r\nCc: support@shop.example\r\n", to="dee@c.example"), now=at(22, 10, 1))
     desk.feed(mail(at(25, 9), "<q5@c.example>", LONG_CUSTOMER, LONG_SUBJECT), now=at(25, 9, 1))
     desk.feed(mail(at(25, 11, 30), "<q2@c.example>", "ben@c.example", "URGENT: the shop is down"), now=at(25, 11, 31))
-    desk.feed(mail(at(25, 11, 40), "<ooo@c.example>", "ben@c.example", "Out of office: Re: [HD-2]",
-                   "Auto-Submitted: auto-replied\r\n"), now=at(25, 11, 41))
+    desk.feed(mail(at(25, 11, 40), "<auto@robot.example>", "reports@robot.example", "Weekly uptime report",
+                   "Auto-Submitted: auto-generated\r\n"), now=at(25, 11, 41))
     desk.tick(NOW)
     state_file = folder / "state.json"
     Store(state_file).save(desk.state)

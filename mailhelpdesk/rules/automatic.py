@@ -14,7 +14,7 @@ SYSTEM_LOCAL = re.compile(
     r"^(mailer-daemon|postmaster|owner-.*|.*-request|.*-owner|bounces?([-+=.].*)?|listserv|majordomo)$",
     re.IGNORECASE,
 )
-NO_REPLY_START = re.compile(r"^(no[-_.]?reply|do[-_.]?not[-_.]?reply|notifications?)(?=$|[-_.+=])", re.IGNORECASE)
+NO_REPLY_START = re.compile(r"^(no[-_.]?reply|do[-_.]?not[-_.]?reply|notifications?)(?=$|[-_.+=0-9])", re.IGNORECASE)
 # What follows "noreply-" in a robot's address: a tag, a number, or a word of the trade (not a person's name)
 ROBOT_WORDS = frozenset("""
     reply replies mail email mailer info notification notifications notify alert alerts billing invoice invoices
@@ -29,6 +29,9 @@ AUTO_SUBJECT = re.compile(
     r"mail delivery (failed|failure|system))",
     re.IGNORECASE,
 )
+BULK_ENVELOPE = re.compile(r"^(bounces?|return|mailer|msprvs\d*|srs\d)([-+=.].*)?$|.*[+=].{8,}", re.IGNORECASE)
+ROLE_LOCAL = frozenset({"hello", "hi", "news", "newsletter", "info", "marketing", "updates", "team", "offers",
+                        "deals", "promo", "contact", "mail", "mailer", "community", "events"})
 REPORTS = {  # parse.report_kind -> reason; only "bounce" is a failure to deliver (flagged on the ticket)
     "bounce": "delivery report (bounce)",
     "delay": "delivery delay notice (not a bounce)",
@@ -92,17 +95,25 @@ def _strong(header: Callable[[str], str], sender: str, content_type: str, report
 
 
 def _weak(header: Callable[[str], str], sender: str, recipients: int) -> list[str]:
-    """Signs a person's mail can carry too; two of them make a robot."""
+    """Signs a person's mail can carry too (a CRM adds List-Unsubscribe to a salesperson's mail, people choose
+    odd addresses); two of them make a robot."""
     signs = []
-    local = sender.split("@", 1)[0]
+    local = sender.split("@", 1)[0].lower()
     if NO_REPLY_START.match(local) and not _robot_no_reply(local):
         signs.append(f"no-reply-like sender ({sender})")
     if header("List-Unsubscribe"):
-        signs.append("List-Unsubscribe" + (" on mail to many" if recipients > 1 else ""))
-        if recipients > 1 or not recipients:  # not one-to-one: an unsubscribe link is what bulk mail carries
-            signs.append("bulk recipients")
+        signs.append("List-Unsubscribe")
+        if recipients != 1:  # not one-to-one (many, or nobody visible): what bulk mail looks like
+            signs.append("not one-to-one")
+    if header("List-Unsubscribe-Post"):
+        signs.append("one-click unsubscribe")
     if header("Feedback-ID"):
-        signs.append("Feedback-ID (a bulk sender's)")
+        signs.append("Feedback-ID")
+    envelope = "".join(header("Return-Path").split()).strip("<>").lower()
+    if envelope and envelope != sender and BULK_ENVELOPE.match(envelope.split("@", 1)[0]):
+        signs.append(f"bulk return path ({envelope})")
+    if signs and local in ROLE_LOCAL:  # weighs only beside another sign: people write from info@ too
+        signs.append(f"role address ({sender})")
     return signs
 
 
