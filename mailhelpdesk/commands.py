@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -92,8 +92,19 @@ def state_location(config) -> Path:
 def start_up_checks(helpdesk, send: bool = True) -> None:
     """`run`, before the first pass: log in to the mailbox (and SMTP when we may send). A mistake here stops `run`
     with one line (exit 2) instead of a daemon that retries for ever; once it runs, faults are retried."""
+    import logging
+
     helpdesk.mailbox.connect()
-    helpdesk.mailbox.close()  # the first pass connects (and prepares the labels) itself
+    try:
+        what = helpdesk.mailbox.describe()
+    finally:
+        helpdesk.mailbox.close()  # the first pass connects (and prepares the labels) itself
+    config, state = helpdesk.config, helpdesk.state
+    mode = (f"first run: the last {config.imap.import_days} days become tickets quietly" if state.first_run
+            else f"{len(state.tickets)} tickets known")
+    logging.getLogger("mailhelpdesk").info(
+        "mailhelpdesk starting: %s; %d agent(s); state %s; %s", "; ".join(what), len(config.agents),
+        helpdesk.store.path, mode)
     if send and helpdesk.config.mailbox.backend == "imap":
         from .smtp import SmtpSender
 
@@ -163,6 +174,7 @@ def run_daemon(config_path: Path, once: bool, dry_run: bool, echo: Callable[[str
     with InstanceLock(state_location(config)):  # a state folder that cannot be written: one line, exit 2
         helpdesk = Helpdesk(config)
         start_up_checks(helpdesk, send=not dry_run)  # a server setting that is wrong: one line, exit 2
+        helpdesk.progress = Progress()
         if not once:
             serve(helpdesk, show)
             return
@@ -172,6 +184,8 @@ def run_daemon(config_path: Path, once: bool, dry_run: bool, echo: Callable[[str
             helpdesk.close()
     if dry_run:
         echo(f"dry run: {report.messages} new message(s), {report.label_changes} label change(s); nothing was changed")
+        sends = ", ".join(f"{n} {kind}" for kind, n in sorted(report.sends.items(), key=lambda kv: -kv[1]))
+        echo(f"would send {sum(report.sends.values())} mail(s){': ' + sends if sends else ''}")
         for note in report.notes:
             echo(f"  {note}")
         for line in report.planned:
@@ -180,6 +194,36 @@ def run_daemon(config_path: Path, once: bool, dry_run: bool, echo: Callable[[str
     show(report)
     tickets = len(helpdesk.state.tickets)
     echo(f"pass done: {report.messages} new message(s), {len(report.done)} action(s); {tickets} ticket(s) in total")
+
+
+class Progress:
+    """Progress of a long import: a counter on a terminal, a log line every few seconds otherwise."""
+
+    EVERY = 5.0  # seconds between log lines
+    QUIET_BELOW = 200  # a pass over fewer messages needs no progress
+
+    def __init__(self, stream=None):
+        import sys
+
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.last = 0.0
+
+    def __call__(self, seen: int, expected: int | None) -> None:
+        import logging
+        import time
+
+        if not expected or expected < self.QUIET_BELOW:
+            return
+        if self.tty:
+            end = "\n" if seen >= expected else ""
+            self.stream.write(f"\rimporting: {seen} of {expected} messages ({100 * seen // expected} %){end}")
+            self.stream.flush()
+            return
+        moment = time.monotonic()
+        if moment - self.last >= self.EVERY or seen == expected:
+            self.last = moment
+            logging.getLogger("mailhelpdesk").info("importing: %d of %d messages", seen, expected)
 
 
 def sla(ticket: Ticket, now: datetime):  # -> sla_state.SlaState

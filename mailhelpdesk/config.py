@@ -119,8 +119,9 @@ class AutoreplyConfig:
     enabled: bool = True
     template: str = "acknowledgement"
     max_age_hours: int = 24
-    max_per_sender: int = 5  # acknowledgements to one address, across tickets ...
+    max_per_sender: int = 1  # acknowledgements to one address, across tickets ...
     per_sender_hours: int = 24  # ... per this many hours (an address normalised: case, +tag, a company's domain)
+    max_per_domain: int = 5  # ... and to one company domain (not free mail) in the same hours: a robot varying its address
     max_per_hour: int = 60  # acknowledgements in all, per hour: a flood beyond it gets none, and `status` warns
 
 

@@ -13,6 +13,7 @@ from .config import Config
 from .errors import MailboxError, SendError
 from .mailbox.base import Mailbox
 from .model import Action, SendMail, SentRecord, SetLabels, State, Status
+from .rules.senders import sender_key
 from .rules.threading import ref_key
 
 log = logging.getLogger("mailhelpdesk")
@@ -144,7 +145,7 @@ class Effects:
         if not ref:
             self.checkpoint()  # no copy in the mailbox says it went out: the state file must say so at once
         if mail.kind == "acknowledgement":
-            state.sender_log.setdefault(mail.to, []).append(now)
+            state.sender_log.setdefault(sender_key(mail.to), []).append(now)  # rules/senders.py: robots vary addresses
         log.debug("sent %s for %s to %s", mail.kind, mail.ticket or "-", mail.to)  # the pass reports it (once)
         return True
 

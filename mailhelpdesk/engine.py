@@ -18,7 +18,7 @@ from .rules.escalation import due_steps
 from .rules.priority import priority_for
 from .rules.rating import RATINGS, rating_in
 from .sla import parse_duration
-from .rules.senders import normalise_address, organisation, same_sender, sender_key
+from .rules.senders import domain_key, normalise_address, organisation, same_sender, sender_key
 from .rules.threading import Match, find_ticket, ref_key, takes_part, thread_key, with_people
 from .templates import render
 
@@ -433,7 +433,7 @@ class Engine:
     def on_tick(self, state: State, now: datetime) -> Plan:
         """Duties that depend on time or on a whole batch, in this order."""
         plan = Plan()
-        for duty in (self._ack_rate_limit, self._acknowledgements, self._escalations, self._resolutions, self._auto_close):
+        for duty in (self._ack_limits, self._acknowledgements, self._escalations, self._resolutions, self._auto_close):
             plan.extend(duty(_preview(state, plan) if plan.tickets else state, now))
         from .digest import backlog_summaries, digests_due
 
@@ -441,30 +441,42 @@ class Engine:
         plan.extend(backlog_summaries(self, preview, now) if state.first_run else digests_due(self, preview, now))
         return plan
 
-    def _ack_rate_limit(self, state: State, now: datetime) -> Plan:
-        """A global cap on acknowledgements per hour, before the per-sender one: a flood from many senders
-        (spam, backscatter) gets no answer beyond it, and the pass leaves a warning for `status`."""
+    def _ack_limits(self, state: State, now: datetime) -> Plan:
+        """Before the per-sender limit (_acknowledgements): a company domain gets a handful of acknowledgements
+        (a robot that varies its address), and all of them together a cap per hour (a flood from many senders:
+        spam, backscatter), which leaves a warning for `status`."""
         plan = Plan()
         limits = self.config.autoreply
         hour, window = now - timedelta(hours=1), now - timedelta(hours=limits.per_sender_hours)
         budget = limits.max_per_hour - sum(1 for log in state.sender_log.values() for t in log if t > hour)
-        per_sender: dict[str, int] = {}
+        senders: dict[str, int] = {}
+        domains: dict[str, int] = {}
         skipped = 0
         for ticket in state.tickets.values():
             if not ticket.ack_wanted or ticket.first_response_at is not None or ticket.status != Status.OPEN:
                 continue
-            key = sender_key(ticket.customer)
-            if key not in per_sender:
-                per_sender[key] = sum(1 for t in state.sender_log.get(key, ()) if t > window)
-            per_sender[key] += 1
-            if per_sender[key] > limits.max_per_sender:
-                continue  # the per-sender limit (_acknowledgements) holds this one back anyway
-            if budget > 0:
-                budget -= 1
+            sender, domain = sender_key(ticket.customer), domain_key(ticket.customer)
+            if sender not in senders:
+                senders[sender] = sum(1 for t in state.sender_log.get(sender, ()) if t > window)
+            if senders[sender] >= limits.max_per_sender:
+                continue  # _acknowledgements holds this one back
+            if domain and domain not in domains:
+                domains[domain] = sum(1 for key, log in state.sender_log.items() if domain_key(key) == domain
+                                      for t in log if t > window)
+            if domain and domains[domain] >= limits.max_per_domain:
+                plan.put(ticket.log(now, "acknowledgement skipped", f"limit of {limits.max_per_domain} per "
+                                    f"{limits.per_sender_hours} h to {domain} reached", ack_wanted=False))
+                plan.notes.append(f"{ticket.key}: no acknowledgement, {domain} reached the per-domain limit")
                 continue
-            skipped += 1
-            plan.put(ticket.log(now, "acknowledgement skipped",
-                                f"rate limit: {limits.max_per_hour} acknowledgements per hour", ack_wanted=False))
+            if budget <= 0:
+                skipped += 1
+                plan.put(ticket.log(now, "acknowledgement skipped",
+                                    f"rate limit: {limits.max_per_hour} acknowledgements per hour", ack_wanted=False))
+                continue
+            budget -= 1
+            senders[sender] += 1
+            if domain:
+                domains[domain] += 1
         if skipped:
             plan.notes.append(f"warning: {skipped} requests not acknowledged, the limit of {limits.max_per_hour} "
                               f"acknowledgements per hour ([autoreply] max_per_hour) was reached")
@@ -484,7 +496,7 @@ class Engine:
             if ticket.first_response_at is not None or ticket.status != Status.OPEN:
                 plan.put(dataclasses.replace(ticket, ack_wanted=False))
                 continue
-            customer = ticket.customer
+            customer = sender_key(ticket.customer)  # rules/senders.py: without case or +tag
             window = now - timedelta(hours=self.config.autoreply.per_sender_hours)
             recent = sum(1 for t in state.sender_log.get(customer, ()) if t > window) + acks_to.get(customer, 0)
             if recent >= self.config.autoreply.max_per_sender:

@@ -11,6 +11,7 @@ from .daemon import Helpdesk, in_order
 from .engine import Engine
 from .model import Incoming, SentRecord, State
 from .parse import parse_message
+from .rules.senders import sender_key
 
 
 def rebuild_state(helpdesk: Helpdesk, now: datetime) -> State:
@@ -46,7 +47,7 @@ def rebuild_state(helpdesk: Helpdesk, now: datetime) -> State:
         if kind.startswith("escalation "):
             steps.setdefault(facts.ours, set()).add(kind.split(" ", 1)[1])
         if kind == "acknowledgement" and facts.to:
-            state.sender_log.setdefault(facts.to[0], []).append(message.when or now)
+            state.sender_log.setdefault(sender_key(facts.to[0]), []).append(message.when or now)
     numbers = [int(k.rsplit("-", 1)[1]) for k in known_keys.values() if k.startswith(prefix + "-")]
     state.next_number = max(numbers, default=0) + 1
 

@@ -158,8 +158,12 @@ def test_at_most_one_acknowledgement_per_sender_per_period_across_tickets():
     for i in range(5):
         d.feed(question("anna@customer.example", i))
     d.tick()
+    try:  # what Effects records when it sends (keyed by the normalised sender where rules/senders.py has one)
+        from mailhelpdesk.rules.senders import sender_key
+    except ImportError:
+        sender_key = str.lower
     for ack in d.sends("acknowledgement"):
-        d.state.sender_log.setdefault(ack.to, []).append(NOW)  # what Effects records when it sends
+        d.state.sender_log.setdefault(sender_key(ack.to), []).append(NOW)
     d.feed(question("anna@customer.example", 9, when=NOW + timedelta(hours=23)), now=NOW + timedelta(hours=23))
     d.tick(NOW + timedelta(hours=23))
     assert len(d.sends("acknowledgement")) == 1 and len(d.state.tickets) == 6

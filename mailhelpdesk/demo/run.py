@@ -9,7 +9,7 @@ from email.policy import default as default_policy
 from pathlib import Path
 from typing import Callable
 
-from ..commands import table
+from ..commands import fit, table
 from ..config import load_config
 from ..daemon import Helpdesk
 from ..mailbox.local import LocalMailbox
@@ -77,14 +77,17 @@ def run_demo(directory: Path | None, echo: Callable[[str], None], now: datetime 
                 break
     echo(f"\nLeft unanswered on purpose ({len(state.ignored)}):")
     for item in sorted(state.ignored.values(), key=lambda i: i.at):
-        echo(f"  {item.sender or '?':28} {item.subject[:44]:44} -> {item.reason}")
+        echo(f"  {fit(item.sender or '?', 36)} {fit(item.subject, 40)} -> {item.reason}")
     for ticket in sorted(state.tickets.values(), key=lambda t: t.number):
         for entry in ticket.history:
             if entry.what == "automatic mail attached":
-                echo(f"  {'(attached to ' + ticket.key + ')':28} {'robot reply in the conversation':44} -> {entry.detail}")
+                echo(f"  {'(attached to ' + ticket.key + ')':36} {'robot reply in the conversation':40} -> {entry.detail}")
     second = helpdesk.run_pass()
     sent_again = sum(1 for line in second.done if line.startswith("send"))
-    echo(f"\nA second pass sees only the {second.messages} copies of what it sent, and sends {sent_again} message(s).")
+    if second.messages or sent_again:
+        echo(f"\nA second pass finds {second.messages} new message(s) and sends {sent_again}.")
+    else:
+        echo("\nA second pass finds nothing new and sends nothing: every mail goes out once.")
     echo(
         "\nLabels per message are in labels.json; try `mailhelpdesk tickets --config "
         f"{config_path}` or `mailhelpdesk tickets HD-1 --config {config_path}`."

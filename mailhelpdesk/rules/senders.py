@@ -1,8 +1,9 @@
 """Who is "the same sender"? Addresses normalised for limits and for the customer's organisation. Pure.
 
-A robot that answers from `support+4711@vendor.example`, then `support+4712@...`, or from a fresh local part
-every time, is one sender: per-sender limits count by `sender_key`, which folds case, `+tags` and — for a company's
-own domain — the whole domain. Free-mail domains hold unrelated people, so there each address counts on its own.
+A robot that answers from `support+4711@vendor.example`, then `support+4712@...` is one sender: per-sender limits
+count by `sender_key`, which folds case and `+tags`. One that takes a fresh local part every time is still one
+organisation: `domain_key` names a company's own domain, which has a budget of its own (a handful); free-mail
+domains hold unrelated people, so there each address counts on its own.
 """
 
 from __future__ import annotations
@@ -49,13 +50,13 @@ def organisation(address: str) -> str:
 
 
 def sender_key(address: str) -> str:
-    """The key per-sender limits count by: `@vendor.example` for a company domain (a robot that varies its
-    local part is still one sender), the normalised address on a free-mail domain."""
-    normal = normalise_address(address)
-    if not normal:
-        return address.strip().lower()
-    org = organisation(normal)
-    return f"@{org}" if org else normal
+    """The key per-sender limits (and the sent log) count by: the address without case or `+tag`."""
+    return normalise_address(address) or address.strip().lower()
+
+
+def domain_key(address: str) -> str:
+    """The key a company's budget counts by (its domain), "" on a free-mail domain (no shared budget there)."""
+    return organisation(address)
 
 
 def same_sender(a: str, b: str) -> bool:
