@@ -225,7 +225,9 @@ def test_each_hostile_message_becomes_a_ticket_or_is_ignored_with_a_reason(case)
 
 
 def test_the_whole_corpus_in_one_batch_between_normal_mail(big):
-    desk = Desk()
+    # every hostile sender writes from @hostile.example: one company domain, which by default gets a handful of
+    # acknowledgements a day (PRODUCT.md, robots that vary their address); here each one's acknowledgement is checked
+    desk = Desk(make_config(autoreply={"max_per_domain": 1000}))
     desk.feed("question.eml")
     everything = [(c, parse_message(c.raw)) for c in SMALL] + [(c, f) for c, f, _ in big]
     for n, (case, facts) in enumerate(everything):
@@ -342,7 +344,7 @@ def test_customer_text_never_becomes_a_header(text, backend):
 
 
 def test_hostile_mail_acknowledged_through_the_whole_path_carries_no_injected_header():
-    desk = Desk()
+    desk = Desk(make_config(autoreply={"max_per_domain": 100}))  # all at @hostile.example: see above
     names = ["crlf_subject", "lf_subject", "crlf_subject_base64", "crlf_from", "crlf_reply_to", "crlf_message_id",
              "nul_bytes", "template_in_subject", "header_koi8r", "message_id_spaces", "message_id_folded",
              "message_id_encoded_crlf", "subject_double_encoded"]
