@@ -34,6 +34,7 @@ class HelpdeskConfig:
     label_root: str = "Helpdesk"
     templates_dir: str = ""
     language: Literal["en", "ru"] = "en"
+    free_mail_domains: list[str] = field(default_factory=list)  # besides rules/senders.FREE_MAIL (gmail.com ...)
 
     @property
     def tz(self) -> ZoneInfo:

@@ -18,7 +18,7 @@ from .rules.escalation import due_steps
 from .rules.priority import priority_for
 from .rules.rating import RATINGS, rating_in
 from .sla import parse_duration
-from .rules.senders import domain_key, normalise_address, organisation, same_sender, sender_key
+from .rules.senders import FREE_MAIL, domain_key, normalise_address, organisation, same_sender, sender_key
 from .rules.threading import Match, find_ticket, ref_key, takes_part, thread_key, with_people
 from .templates import render
 
@@ -35,6 +35,7 @@ class Engine:
         self.support = config.support_address
         domain = self.support.rsplit("@", 1)[1]
         self.id_domain = domain
+        self.free_mail = FREE_MAIL | {d.strip().lower() for d in config.helpdesk.free_mail_domains}
         self.agent_addresses = frozenset(normalise_address(a) for a in [self.support, *(a.email for a in config.agents)])
 
     # --- messages ------------------------------------------------------------------------
@@ -159,11 +160,10 @@ class Engine:
             return "not written to the customer"
         return ""
 
-    @staticmethod
-    def _customer_side(ticket: Ticket, address: str) -> bool:
+    def _customer_side(self, ticket: Ticket, address: str) -> bool:
         """The customer, or a colleague at the customer's organisation."""
-        org = organisation(ticket.customer)
-        return same_sender(address, ticket.customer) or bool(org) and organisation(address) == org
+        org = organisation(ticket.customer, self.free_mail)
+        return same_sender(address, ticket.customer) or bool(org) and organisation(address, self.free_mail) == org
 
     def _who(self, incoming: Incoming) -> str:
         agent = self.config.agent_by_email(incoming.facts.sender)
@@ -455,13 +455,13 @@ class Engine:
         for ticket in state.tickets.values():
             if not ticket.ack_wanted or ticket.first_response_at is not None or ticket.status != Status.OPEN:
                 continue
-            sender, domain = sender_key(ticket.customer), domain_key(ticket.customer)
+            sender, domain = sender_key(ticket.customer), domain_key(ticket.customer, self.free_mail)
             if sender not in senders:
                 senders[sender] = sum(1 for t in state.sender_log.get(sender, ()) if t > window)
             if senders[sender] >= limits.max_per_sender:
                 continue  # _acknowledgements holds this one back
             if domain and domain not in domains:
-                domains[domain] = sum(1 for key, log in state.sender_log.items() if domain_key(key) == domain
+                domains[domain] = sum(1 for key, log in state.sender_log.items() if key.endswith("@" + domain)
                                       for t in log if t > window)
             if domain and domains[domain] >= limits.max_per_domain:
                 plan.put(ticket.log(now, "acknowledgement skipped", f"limit of {limits.max_per_domain} per "
@@ -561,7 +561,7 @@ class Engine:
 
     def _takes_part(self, ticket: Ticket, incoming: Incoming) -> bool:
         """May this message join `ticket`'s conversation? (PRODUCT.md, Threading 1)"""
-        return self._is_agent(incoming) or takes_part(ticket, incoming.facts.sender, self.agent_addresses)
+        return self._is_agent(incoming) or takes_part(ticket, incoming.facts.sender, self.agent_addresses, self.free_mail)
 
     def _may_attach(self, ticket: Ticket, incoming: Incoming) -> bool:
         """Participants join; automatic mail about the conversation (an out-of-office to our acknowledgement,

@@ -36,7 +36,8 @@ from datetime import datetime, timedelta, timezone
 
 UTC = timezone.utc
 
-__all__ = ["CorpusMessage", "Conversation", "Corpus", "build_corpus", "AUTOMATIC_KINDS", "PERSON_KINDS"]
+__all__ = ["CorpusMessage", "Conversation", "Corpus", "build_corpus", "AUTOMATIC_KINDS", "PERSON_KINDS",
+           "FREE_MAIL_DOMAINS"]
 
 AUTOMATIC_KINDS = frozenset({"autoreply", "list", "bounce", "noreply"})
 PERSON_KINDS = frozenset({"customer", "customer_reply", "agent_reply", "spam_like"})
@@ -778,6 +779,10 @@ _DOMAINS = {
     "zh": ["qq.example", "163.example"],
     "ja": ["docomo.example", "yahoo-jp.example"],
 }
+# Unrelated customers draw their addresses from these few domains: in the corpus's world they are free-mail
+# providers (like gmail.com), so a helpdesk under test must be told so ([helpdesk] free_mail_domains); else six
+# strangers at brightdesk.example look like one company to the per-domain acknowledgement limit.
+FREE_MAIL_DOMAINS = tuple(sorted({d for domains in _DOMAINS.values() for d in domains}))
 _TZ = {"en": [-300, -480, 0, 0, 60], "de": [60], "fr": [60], "sv": [60], "es": [60], "ru": [180], "zh": [480],
        "ja": [540]}
 

@@ -14,6 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from clocks import child_env
+
 from click.testing import CliRunner
 
 from mailhelpdesk.cli import main
@@ -197,8 +199,8 @@ def local_desk(folder: Path) -> Path:
     (folder / "c.toml").write_text(LOCAL)
     box = LocalMailbox(folder / "mailbox")
     box.connect()
-    box.deliver("INBOX", mail(at(25, 9), "<d1@c.example>", "anna@c.example", "Export fails"))
-    box.deliver("INBOX", mail(at(25, 9, 5), "<d2@c.example>", "ben@c.example", "Login broken"))
+    box.deliver("INBOX", mail(at(25, 9), "<d1@c.example>", "anna@c.example", "Export fails"), at(25, 9))
+    box.deliver("INBOX", mail(at(25, 9, 5), "<d2@c.example>", "ben@c.example", "Login broken"), at(25, 9, 5))
     return folder / "c.toml"
 
 
@@ -206,7 +208,7 @@ def run_daemon_briefly(config: Path, *args: str) -> tuple[str, str]:
     """The real daemon in a process of its own, stopped with SIGTERM once its first pass has saved the state."""
     process = subprocess.Popen([sys.executable, "-m", "mailhelpdesk.cli", "run", "--config", str(config), *args],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"})
+                               env={k: v for k, v in child_env(NOW).items() if k != "NOTIFY_SOCKET"})
     deadline = time.monotonic() + 30
     while not (config.parent / "state.json.health").exists() and time.monotonic() < deadline:
         time.sleep(0.05)

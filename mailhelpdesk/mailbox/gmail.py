@@ -439,8 +439,7 @@ class GmailMailbox:
             label_changes = [(m.ref, m.labels) for m in found_again]  # agents' changes during the gap
             return Changes(iter(found_again), label_changes, {"historyId": start})
         start = self._execute(users.getProfile(userId="me"))["historyId"]  # before listing: nothing slips through
-        days = max(1, int((datetime.now(UTC) - since).days))
-        ids = self._list(self.gmail.initial_query) + self._list(f"in:sent newer_than:{days}d")
+        ids = self._list(self.gmail.initial_query) + self._list(f"in:sent after:{int(since.timestamp())}")
         log.info("first Gmail sync: %d message(s) to import", len(set(ids)))
         ids = list(dict.fromkeys(ids))
         return Changes(self._fetch(ids), [], {"historyId": start}, expected=len(ids))

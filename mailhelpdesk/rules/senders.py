@@ -24,9 +24,9 @@ FREE_MAIL = frozenset({
 _DOTLESS = frozenset({"gmail.com", "googlemail.com"})  # Gmail ignores dots in the local part
 
 
-def is_free_mail(domain: str) -> bool:
+def is_free_mail(domain: str, free: frozenset[str] = FREE_MAIL) -> bool:
     """A domain where anybody can have an address: its users are not one organisation."""
-    return domain.strip().lower().rstrip(".") in FREE_MAIL
+    return domain.strip().lower().rstrip(".") in free
 
 
 def normalise_address(address: str) -> str:
@@ -43,10 +43,11 @@ def normalise_address(address: str) -> str:
     return f"{base}@{domain}"
 
 
-def organisation(address: str) -> str:
-    """The organisation an address belongs to (its domain), or "" for a free-mail address or none."""
+def organisation(address: str, free: frozenset[str] = FREE_MAIL) -> str:
+    """The organisation an address belongs to (its domain), or "" for a free-mail address or none.
+    `free`: the free-mail domains (FREE_MAIL and the config's `[helpdesk] free_mail_domains`)."""
     domain = normalise_address(address).rpartition("@")[2]
-    return "" if not domain or is_free_mail(domain) else domain
+    return "" if not domain or is_free_mail(domain, free) else domain
 
 
 def sender_key(address: str) -> str:
@@ -54,9 +55,9 @@ def sender_key(address: str) -> str:
     return normalise_address(address) or address.strip().lower()
 
 
-def domain_key(address: str) -> str:
+def domain_key(address: str, free: frozenset[str] = FREE_MAIL) -> str:
     """The key a company's budget counts by (its domain), "" on a free-mail domain (no shared budget there)."""
-    return organisation(address)
+    return organisation(address, free)
 
 
 def same_sender(a: str, b: str) -> bool:

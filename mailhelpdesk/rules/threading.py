@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Callable, Collection, Iterable
 
 from ..model import Incoming, State, Ticket, ref_key, thread_key  # noqa: F401  (re-exported)
-from .senders import normalise_address, organisation
+from .senders import FREE_MAIL, normalise_address, organisation
 
 MAX_PARTICIPANTS = 200  # a ticket remembers at most this many people (a mail to 5,000 addresses is not a team)
 MAX_NEW_PER_MESSAGE = 20
@@ -58,7 +58,7 @@ def find_ticket(state: State, incoming: Incoming, member: Member | None = None) 
     return Match(None)
 
 
-def takes_part(ticket: Ticket, address: str, agents: Collection[str]) -> bool:
+def takes_part(ticket: Ticket, address: str, agents: Collection[str], free: frozenset[str] = FREE_MAIL) -> bool:
     """The customer, a colleague at the customer's organisation (same domain, not free mail), anyone who was
     in From/To/Cc of one of the ticket's messages, or an agent (`agents`: normalised addresses)."""
     normal = normalise_address(address)
@@ -68,8 +68,8 @@ def takes_part(ticket: Ticket, address: str, agents: Collection[str]) -> bool:
         return True
     if any(normalise_address(p) == normal for p in ticket.participants):
         return True
-    org = organisation(ticket.customer)
-    return bool(org) and organisation(normal) == org
+    org = organisation(ticket.customer, free)
+    return bool(org) and organisation(normal, free) == org
 
 
 def with_people(ticket: Ticket, addresses: Iterable[str]) -> Ticket:
