@@ -102,13 +102,15 @@ def start_up_checks(helpdesk, send: bool = True) -> None:
     config, state = helpdesk.config, helpdesk.state
     mode = (f"first run: the last {config.imap.import_days} days become tickets quietly" if state.first_run
             else f"{len(state.tickets)} tickets known")
-    logging.getLogger("mailhelpdesk").info(
-        "mailhelpdesk starting: %s; %d agent(s); state %s; %s", "; ".join(what), len(config.agents),
-        helpdesk.store.path, mode)
+    smtp = ""
     if send and helpdesk.config.mailbox.backend == "imap":
         from .smtp import SmtpSender
 
-        SmtpSender(helpdesk.config.smtp).check()
+        smtp = "; " + SmtpSender(helpdesk.config.smtp).check()
+    what = [line for line in what if not line.startswith("capabilities:")]  # `check` lists them all
+    logging.getLogger("mailhelpdesk").info(
+        "mailhelpdesk starting: %s%s; %d agent(s); state %s; %s", "; ".join(what), smtp, len(config.agents),
+        helpdesk.store.path, mode)
 
 
 def insecure_settings(config) -> list[str]:

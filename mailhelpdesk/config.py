@@ -123,7 +123,7 @@ class AutoreplyConfig:
     max_per_sender: int = 1  # acknowledgements to one address, across tickets ...
     per_sender_hours: int = 24  # ... per this many hours (an address normalised: case, +tag, a company's domain)
     max_per_domain: int = 5  # ... and to one company domain (not free mail) in the same hours: a robot varying its address
-    max_per_hour: int = 60  # acknowledgements in all, per hour: a flood beyond it gets none, and `status` warns
+    max_per_hour: int = 300  # acknowledgements in all, per hour: a flood beyond it gets none, and `status` warns
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from clocks import child_env
-from corpus import AUTOMATIC_KINDS, build_corpus
+from corpus import AUTOMATIC_KINDS, FREE_MAIL_DOMAINS, build_corpus
 
 from mailhelpdesk.store import Store
 
@@ -35,6 +35,7 @@ def write_config(path: Path, account, sink, corpus) -> None:
 [helpdesk]
 address = "{corpus.support}"
 state_file = "state.json"
+free_mail_domains = {list(FREE_MAIL_DOMAINS)!r}  # the corpus's shared people domains (see corpus.FREE_MAIL_DOMAINS)
 [mailbox]
 backend = "imap"
 poll_interval = 1

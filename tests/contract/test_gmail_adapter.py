@@ -84,6 +84,7 @@ def test_an_expired_history_id_recovers_without_duplicates_or_second_sends(fake,
     # while the daemon is away: an agent resolves a ticket, a customer writes, and the history id expires
     fake.set_labels(refs["urgent.eml"], add=["Helpdesk/Status/Resolved"], remove=["Helpdesk/Status/Open"])
     raw = eml("question.eml").replace(b"<q1@customer.example>", b"<late@customer.example>").replace(b"Invoice 1042", b"Refund")
+    raw = raw.replace(b"anna@customer.example", b"lena@late.example")  # anna had her one acknowledgement today
     fake.add_message(raw, internal_date=NOW)
     fake.expire_history()
     later = backend.helpdesk(lambda: NOW + timedelta(minutes=5))
