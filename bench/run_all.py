@@ -19,7 +19,7 @@ from pathlib import Path
 
 import _common as c
 
-BENCHES = ["startup", "store", "idle_pass", "gmail_quota", "ingest_imap"]
+BENCHES = ["startup", "store", "idle_pass", "gmail_quota", "ingest_imap", "hostile_parse"]
 TIME_LIMIT = 900  # seconds per script; each is meant to finish in under 3 minutes
 
 

@@ -13,7 +13,6 @@ import email.utils
 import importlib.util
 import re
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -58,13 +57,9 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 @pytest.fixture(scope="module")
 def big():
-    """The generated part of the corpus, parsed once (parsing 25 MB or 5,000 nested parts takes a moment)."""
-    parsed = []
-    for case in corpus.big():
-        start = time.perf_counter()
-        facts = parse_message(case.raw)
-        parsed.append((case, facts, time.perf_counter() - start))
-    return parsed
+    """The generated part of the corpus, parsed once (parsing 25 MB or 5,000 nested parts takes a moment; how long
+    is measured by bench/hostile_parse.py, not asserted here)."""
+    return [(case, parse_message(case.raw)) for case in corpus.big()]
 
 
 # --- the corpus --------------------------------------------------------------------------------------------------
@@ -114,12 +109,11 @@ def test_every_hostile_message_parses_to_sane_facts(case):
         assert facts.sender_name == case.name_seen
 
 
-def test_big_hostile_messages_parse_quickly_to_sane_facts(big):
-    for case, facts, took in big:
+def test_big_hostile_messages_parse_to_sane_facts(big):
+    for case, facts in big:
         check_facts(facts)
         assert facts.customer == case.customer, case.name
-        assert took < 5, (case.name, took)
-    facts = {c.name: f for c, f, _ in big}
+    facts = {c.name: f for c, f in big}
     assert facts["attachment_25mb"].has_attachments and facts["attachment_25mb"].body.startswith("The log is attached.")
     assert len(facts["references_5000"].references) == 5000
     assert facts["references_5000"].in_reply_to == ("<r4999@elsewhere.example>",)
@@ -168,11 +162,10 @@ def test_re_delivered_malformed_mail_keeps_its_identity():
     assert list(desk.state.tickets) == ["HD-1"] and desk.ticket().refs == ("INBOX:1:1", "INBOX:1:2")
 
 
-def test_html_to_text_is_linear():
+def test_html_to_text_survives_pathological_markup():
+    """Inputs that make a backtracking converter explode; bench/hostile_parse.py measures that time stays linear."""
     for markup in ("<" * 1_000_000, "<script>" * 200_000, "<style" * 200_000, "<p>" + "a<b" * 300_000):
-        start = time.perf_counter()
-        html_to_text(markup)
-        assert time.perf_counter() - start < 2, markup[:20]
+        assert len(html_to_text(markup)) <= len(markup), markup[:20]
     assert html_to_text("<p>a</p><script>x</script><style>y</style>b<br>c") == "a\nb\nc"
     assert html_to_text("before<script>never closed") == "before"
 
@@ -229,7 +222,7 @@ def test_the_whole_corpus_in_one_batch_between_normal_mail(big):
     # acknowledgements a day (PRODUCT.md, robots that vary their address); here each one's acknowledgement is checked
     desk = Desk(make_config(autoreply={"max_per_domain": 1000}))
     desk.feed("question.eml")
-    everything = [(c, parse_message(c.raw)) for c in SMALL] + [(c, f) for c, f, _ in big]
+    everything = [(c, parse_message(c.raw)) for c in SMALL] + list(big)
     for n, (case, facts) in enumerate(everything):
         feed_facts(desk, facts, f"INBOX:1:{100 + n}")
     desk.feed("urgent.eml")
