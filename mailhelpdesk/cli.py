@@ -301,7 +301,7 @@ def client_setup(config_path: Path, client: str) -> None:
     from .clients import setup_text
     from .config import load_config
 
-    text, warnings = setup_text(load_config(config_path), client)
+    text, warnings = setup_text(load_config(config_path, secrets=False), client)  # no mailbox secret needed
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(text, nl=False)

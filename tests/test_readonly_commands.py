@@ -27,7 +27,8 @@ def no_password(monkeypatch):
 
 
 @pytest.mark.parametrize("command", [["tickets"], ["tickets", "HD-1"], ["tickets", "--ignored"], ["status"],
-                                     ["report"], ["report", "--format", "json"], ["digest"], ["digest", "--print"]])
+                                     ["report"], ["report", "--format", "json"], ["digest"], ["digest", "--print"],
+                                     ["client-setup", "thunderbird"]])
 def test_read_only_commands_work_without_the_password(tmp_path, command):
     config = build_helpdesk(tmp_path)
     result = cli(*command, "--config", str(config), "--now", NOW.isoformat())
