@@ -28,6 +28,69 @@ class Priority(StrEnum):
         return list(Priority).index(self)
 
 
+class MailKind(StrEnum):
+    """What a mail we send is; stored as its value (`SendMail.kind`, `SentRecord.kind`, X-Mailhelpdesk-Kind)."""
+
+    ACKNOWLEDGEMENT = "acknowledgement"
+    RESOLUTION = "resolution"
+    ASSIGNMENT = "assignment"
+    COMMAND_REJECTED = "command rejected"
+    ESCALATION_WARN = "escalation warn"
+    ESCALATION_BREACH = "escalation breach"
+    ESCALATION_LEAD = "escalation lead"
+    DIGEST = "digest"
+    LEAD_DIGEST = "lead digest"
+    BACKLOG_SUMMARY = "backlog summary"
+
+    @classmethod
+    def escalation(cls, step: str) -> MailKind:
+        return cls(f"escalation {step}")
+
+    @property
+    def to_customer(self) -> bool:
+        """Mail to the customer; the rest are internal notices to agents and leads."""
+        return self in (MailKind.ACKNOWLEDGEMENT, MailKind.RESOLUTION)
+
+
+class HistoryEvent(StrEnum):
+    """What a history entry records; stored as its value (`HistoryEntry.what`)."""
+
+    CREATED = "created"
+    CREATED_FROM_IGNORED = "created from ignored mail"
+    RELATED = "related"
+    ASSIGNED = "assigned"
+    UNASSIGNED = "unassigned"
+    PRIORITY_SET = "priority set"
+    PRIORITY_RAISED = "priority raised"
+    STATUS = "status"
+    NOTE = "note"
+    COMMAND_REJECTED = "command rejected"
+    CUSTOMER_REPLIED = "customer replied"
+    AGENT_REPLIED = "agent replied"
+    AGENT_MAIL_ATTACHED = "agent mail attached"
+    AUTOMATIC_MAIL_ATTACHED = "automatic mail attached"
+    RATED = "rated"
+    ACKNOWLEDGED = "acknowledged"
+    ACK_SKIPPED = "acknowledgement skipped"
+    ACK_WITHHELD = "acknowledgement withheld"
+    ESCALATION_WARN = "escalation: warn"
+    ESCALATION_BREACH = "escalation: breach"
+    ESCALATION_LEAD = "escalation: lead"
+    COULD_NOT_SEND = "could not send"
+    DUTY_FAILED = "duty failed"
+
+    @classmethod
+    def escalation(cls, step: str) -> HistoryEvent:
+        return cls(f"escalation: {step}")
+
+
+class IgnoreReason(StrEnum):
+    """Why mail opened no ticket, where the reason drives what happens next (a robot's reason is free text)."""
+
+    OUTGOING = "outgoing mail that answers no ticket"  # not labelled, not indexed by place
+    FROM_SUPPORT = "sent from the support address itself"
+
+
 @dataclass(frozen=True)
 class AuthResult:
     """One `method=result` of a header, with the domain it speaks about ("" when it names none)."""
@@ -154,11 +217,16 @@ class Ticket:
     related: tuple[str, ...] = ()
     bounced: bool = False
     history: tuple[HistoryEntry, ...] = ()
+    recorded: str = ""  # what the mailbox's record of this ticket says (records.py); "" before the first one
 
-    def log(self, at: datetime, what: str, detail: str = "", **changes: Any) -> Ticket:
+    def log(self, at: datetime, what: HistoryEvent, detail: str = "", **changes: Any) -> Ticket:
         """A copy with `changes` applied and one more history entry."""
         entry = HistoryEntry(at, what, detail)
         return dataclasses.replace(self, history=self.history + (entry,), **changes)
+
+    def logged(self, what: HistoryEvent, since: datetime | None = None) -> bool:
+        """Whether the history holds `what` (at or after `since`)."""
+        return any(h.what == what and (since is None or h.at >= since) for h in self.history)
 
     def with_message(self, message_id: str, ref: str, participant: str = "", thread_id: str = "") -> Ticket:
         """A copy that knows one more message of the conversation (not yet labelled)."""
@@ -182,7 +250,7 @@ class Ignored:
 
     message_id: str
     ref: str
-    reason: str
+    reason: str  # an IgnoreReason, or a robot's reason in words
     sender: str
     subject: str
     at: datetime
@@ -222,7 +290,7 @@ class SendMail:
     """One message to send; `key` makes it idempotent (never sent twice)."""
 
     key: str
-    kind: str
+    kind: MailKind  # a plain string once loaded from the outbox: compare with MailKind members
     to: str
     subject: str
     body: str
@@ -316,7 +384,7 @@ class State:
         It is rebuilt at load rather than stored (it would double the file)."""
         index: dict[str, str] = {}
         for record in self.ignored.values():
-            if not record.reason.startswith("outgoing"):
+            if record.reason != IgnoreReason.OUTGOING:
                 index[ref_key(record.ref)] = IGNORED_PREFIX + record.message_id
         for ticket in self.tickets.values():
             key = ticket.key

@@ -27,13 +27,18 @@ def no_password(monkeypatch):
 
 
 @pytest.mark.parametrize("command", [["tickets"], ["tickets", "HD-1"], ["tickets", "--ignored"], ["status"],
-                                     ["report"], ["report", "--format", "json"], ["digest"], ["digest", "--print"],
-                                     ["client-setup", "thunderbird"]])
+                                     ["report"], ["report", "--format", "json"], ["digest"], ["digest", "--print"]])
 def test_read_only_commands_work_without_the_password(tmp_path, command):
     config = build_helpdesk(tmp_path)
     result = cli(*command, "--config", str(config), "--now", NOW.isoformat())
     assert result.exit_code == 0, result.output + result.stderr
     assert result.output.strip() and "Traceback" not in result.output
+
+
+def test_client_setup_works_without_the_password(tmp_path):
+    config = build_helpdesk(tmp_path)  # an IMAP helpdesk whose password variable is not set
+    result = cli("client-setup", "thunderbird", "--config", str(config))
+    assert result.exit_code == 0 and 'user_pref("mailnews.tags.helpdesk/status/open.tag"' in result.output
 
 
 @pytest.mark.parametrize("command", [["run", "--once"], ["check"], ["digest", "--send"]])
