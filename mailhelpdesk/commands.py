@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -454,16 +455,16 @@ def _ask_daemon_for_digests(config, path: Path, now: datetime, echo: Callable[[s
 
 def run_rebuild(config_path: Path, force: bool, echo: Callable[[str], None]) -> None:
     """`mailhelpdesk rebuild`: recover the state from the mailbox (the old file, if any, is kept as .bak)."""
-    from .daemon import Helpdesk, InstanceLock
+    from .daemon import InstanceLock
     from .errors import MailHelpdeskError, StoreError
     from .mailbox import open_mailbox
-    from .rebuild import rebuild_state
+    from .rebuild import rebuild_from
     from .store import Store
 
     config = load_config(config_path)
     path = config.resolve(config.helpdesk.state_file)
     with InstanceLock(path):
-        if path.exists():
+        if path.exists() and path.stat().st_size > 0:
             try:
                 Store(path).load()
                 readable = True
@@ -471,19 +472,34 @@ def run_rebuild(config_path: Path, force: bool, echo: Callable[[str], None]) -> 
                 readable = False
             if readable and not force:
                 raise MailHelpdeskError(f"{path} is readable; use --force to rebuild it anyway (it is kept as {path.name}.bak)")
-            path.replace(path.with_name(path.name + ".bak"))
-            echo(f"kept the old state as {path.name}.bak")
-        helpdesk = Helpdesk(config, open_mailbox(config))
+        mailbox = open_mailbox(config)
         try:
-            state = rebuild_state(helpdesk, datetime.now(UTC))
+            state = rebuild_from(config, mailbox, datetime.now(UTC))  # the old file stays until this succeeded
         finally:
-            helpdesk.close()
-        Store(path).save(state)
+            mailbox.close()
+        if path.exists():
+            shutil.copy2(path, path.with_name(path.name + ".bak"))
+            echo(f"kept the old state as {path.name}.bak")
+        Store(path).save(state)  # atomic: the old state or the new one, never neither
     statuses: dict[str, int] = {}
     for ticket in state.tickets.values():
         statuses[ticket.status.value] = statuses.get(ticket.status.value, 0) + 1
     echo(f"rebuilt {len(state.tickets)} ticket(s) ({', '.join(f'{n} {s}' for s, n in sorted(statuses.items())) or 'none'}), "
          f"{len(state.sent)} sent message(s) on record, {len(state.ignored)} ignored; saved to {path}")
+
+
+def sending_line(config, state, now: datetime) -> str:
+    """Mail sent in the last 24 hours against the provider's daily limit, with a warning from 80 %: past the
+    limit every later acknowledgement fails until the next day."""
+    sent = sum(1 for r in state.sent.values() if r.done and r.mail is None and now - r.at < timedelta(hours=24))
+    waiting = sum(1 for r in state.sent.values() if not r.done)
+    limit = config.mailbox.daily_send_limit
+    line = f"sent in the last 24 h: {sent}" + (f" of {limit} allowed a day" if limit else "") + (
+        f"; {waiting} waiting in the outbox" if waiting else "")
+    if limit and sent >= 0.8 * limit:
+        line = (f"WARNING: {line}: close to the provider's daily sending limit ([mailbox] daily_send_limit); "
+                "turn per-ticket notices off ([assignment] notify = false) to save sends for customers")
+    return line
 
 
 def show_status(config_path: Path, echo: Callable[[str], None], now: datetime | None = None) -> int:
@@ -514,6 +530,7 @@ def show_status(config_path: Path, echo: Callable[[str], None], now: datetime | 
         echo(f"WARNING: acknowledgement rate limit reached at {limited['at']}: {limited.get('skipped', '?')} "
              f"requests not acknowledged ([autoreply] max_per_hour = {limited.get('limit', '?')}); a flood or a "
              f"mail loop? see `mailhelpdesk tickets`")
+    echo(sending_line(config, state, now))
     if health.get("last_error"):
         echo(f"last error: {health['last_error']} (at {health.get('last_error_at', '?')})")
     stale = last is None or (now - last).total_seconds() > config.mailbox.stale_after

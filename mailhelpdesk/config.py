@@ -46,6 +46,7 @@ class MailboxConfig:
     backend: Literal["imap", "gmail", "local"] = "imap"
     poll_interval: int = 30
     stale_after: int = 900
+    daily_send_limit: int = 2000  # the provider's sending limit (Gmail: 2,000 Workspace, 500 consumer); 0: none
 
 
 @dataclass(frozen=True)
