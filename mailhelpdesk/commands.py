@@ -533,7 +533,9 @@ def show_status(config_path: Path, echo: Callable[[str], None], now: datetime | 
     echo(sending_line(config, state, now))
     if health.get("last_error"):
         echo(f"last error: {health['last_error']} (at {health.get('last_error_at', '?')})")
+    if health.get("unsaved"):
+        echo(f"NOT SAVING: {health['unsaved']} (the daemon sends nothing until it can save its state)")
     stale = last is None or (now - last).total_seconds() > config.mailbox.stale_after
     if stale:
         echo(f"STALE: no successful pass within {config.mailbox.stale_after} s")
-    return 1 if stale else 0
+    return 1 if stale or health.get("unsaved") else 0

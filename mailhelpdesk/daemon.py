@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import logging
@@ -14,11 +15,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Callable
 
-from . import digest_request
+from . import digest_request, records
 from .config import Config
 from .effects import Effects, coalesce_labels, describe
 from .engine import Engine
-from .errors import LockError, MailboxError, StateFileError, StateLostError
+from .errors import LockError, MailboxError, StateFileError, StateLostError, StoreError
 from .mailbox import open_mailbox
 from .mailbox.base import Mailbox
 from .model import Action, Incoming, SendMail, SetLabels, State
@@ -54,15 +55,26 @@ class Helpdesk:
         self._state_missing = not path.exists() or path.stat().st_size == 0  # lost, or never written yet
         self.health = Health(self.store.path)
         self._prepared = False
+        self.unsaved = ""  # why the state in memory could not be saved ("" when it was)
         self.progress: Callable[[int, int | None], None] = lambda seen, expected: None  # per message fetched
 
     def save(self) -> None:
-        self.store.save(self.state)
+        """Write the state. When it cannot be written (a full disk, a read-only folder) the state in memory is the
+        truth (it knows what was sent): it is kept, and the next pass saves it before it does anything else."""
+        try:
+            self.store.save(self.state)
+        except StoreError as exc:
+            self.unsaved = str(exc)
+            raise
+        self.unsaved = ""
 
     def run_pass(self, dry_run: bool = False) -> PassReport:
         """One pass over the mailbox. With dry_run, decide everything and change nothing."""
         now = self.clock()
         report = PassReport()
+        if self.unsaved and not dry_run:
+            self.save()  # fail closed: nothing is fetched, decided or sent until the state is on disk again
+            log.info("the state file is saved again; the helpdesk goes on")
         if not self._prepared:
             self.mailbox.connect()
             self.mailbox.prepare(self.engine.labels.to_create())
@@ -120,17 +132,35 @@ class Helpdesk:
         if self._state_missing:  # from the first action on, the state file exists: a restart is no lost state
             self.save()
             self._state_missing = False
+        recorded = self._keep_records(state, now)  # before any mail shows a key (records.py)
         effects = Effects(self.config, self.mailbox, self.save)
         outbox = any(not r.done for r in state.sent.values())
         report.done = effects.apply(state, actions, now)
         moved = any(state.cursors.get(k) != v for k, v in changes.cursor.items())
-        changed = bool(incoming or changes.label_changes or actions or report.quarantined or outbox or moved or tick_changed)
+        changed = bool(incoming or changes.label_changes or actions or report.quarantined or outbox or moved
+                       or tick_changed or recorded)
         state.cursors.update(changes.cursor)
         if changed:  # an idle pass writes nothing: at 20,000 tickets a save is seconds of work
             state.cursors["last_pass"] = now.isoformat()
             self.save()
-        self.health.write(last_success=now.isoformat(), last_messages=report.messages)
+        self.health.write(last_success=now.isoformat(), last_messages=report.messages, unsaved=None)
         return report
+
+    def _keep_records(self, state: State, now: datetime) -> int:
+        """Leave in the mailbox what `rebuild` needs and no other mail shows: new tickets' keys and the
+        escalation steps taken (records.py). Written before the pass sends anything; a failure fails the pass."""
+        tickets = records.unrecorded(state)
+        if not tickets:
+            return 0
+        seq = int(state.cursors.get(records.SEQ_CURSOR, 1))
+        messages = records.compose_records(tickets, self.config.support_address, self.config.helpdesk.name, now, seq)
+        folder = records.folder_name(self.config.helpdesk.label_root)
+        for message in messages:
+            self.mailbox.keep_record(message, folder)
+        state.cursors[records.SEQ_CURSOR] = seq + len(messages)
+        for ticket in tickets:
+            state.tickets[ticket.key] = dataclasses.replace(ticket, recorded=records.fingerprint(ticket))
+        return len(tickets)
 
     def _refuse_if_managed(self, incoming: list[Incoming]) -> None:
         """No state file, yet the mailbox carries our labels or our own sent mail: the state was lost. Starting over
@@ -164,7 +194,8 @@ class Helpdesk:
         except Exception:
             pass
         self._prepared = False
-        self.state = self.store.load()
+        if not self.unsaved:  # else the state in memory knows what was sent; the file does not
+            self.state = self.store.load()
 
 
 def in_order(messages: list[Incoming], now: datetime) -> list[Incoming]:
@@ -202,12 +233,31 @@ class Health:
         """Best effort: a full disk or a read-only folder must not turn a report about a problem into a crash."""
         data = self.read()
         data.update(changes, pid=os.getpid())
+        text = json.dumps(data, default=str)
         tmp = self.path.with_name(self.path.name + ".tmp")
         try:
-            tmp.write_text(json.dumps(data, default=str))
+            tmp.write_text(text)
             os.replace(tmp, self.path)
         except OSError as exc:
-            log.warning("cannot write the health file %s: %s", self.path, exc.strerror or exc)
+            tmp.unlink(missing_ok=True)
+            if not self._overwrite(text):  # a full disk still lets a small file be rewritten in its own blocks
+                log.warning("cannot write the health file %s: %s", self.path, exc.strerror or exc)
+
+    def _overwrite(self, text: str) -> bool:
+        try:
+            fd = os.open(self.path, os.O_WRONLY)
+        except OSError:
+            return False
+        try:
+            data = text.encode()
+            if os.write(fd, data) != len(data):
+                return False
+            os.ftruncate(fd, len(data))
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
 
 
 class InstanceLock:
@@ -274,6 +324,13 @@ def serve(helpdesk: Helpdesk, on_report: Callable[[PassReport], None], stop: thr
             health.write(last_error=str(exc), last_error_at=helpdesk.clock().isoformat())
             _complain_if_stale(helpdesk, last_success)
             log.error("%s; reconnecting in %.0f s", exc, backoff)
+            helpdesk.reset()
+            stop.wait(backoff)
+            backoff = min(backoff * 2, 300)
+        except StoreError as exc:  # a full disk, a read-only folder: nothing is sent until the state is saved
+            health.write(last_error=str(exc), last_error_at=helpdesk.clock().isoformat(), unsaved=str(exc))
+            _complain_if_stale(helpdesk, last_success)
+            log.error("%s; trying again in %.0f s", exc, backoff)
             helpdesk.reset()
             stop.wait(backoff)
             backoff = min(backoff * 2, 300)

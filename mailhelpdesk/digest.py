@@ -3,14 +3,23 @@ overdue tickets and yesterday's figures. Pure: the schedule is read with APSched
 
 from __future__ import annotations
 
+import statistics
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from .model import Plan, SendMail, State, Status, Ticket
+from .model import HistoryEvent, MailKind, Plan, SendMail, State, Status, Tick, Ticket
 from .sla_state import sla_state, work_order
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from .context import Context
+
+NAME = "digests"
+DESCRIPTION = "the scheduled digests; on the first run over a backlog, one summary to each agent and lead instead"
+
+
+def decide(ctx: "Context", state: State, tick: Tick, now: datetime) -> Plan:
+    """The timed duty: digests when their time has come, or the first run's backlog summaries."""
+    return backlog_summaries(ctx, state, now) if tick.first_run else digests_due(ctx, state, now)
 
 
 def next_fire(schedule: str, tz, after: datetime) -> datetime:
@@ -20,10 +29,10 @@ def next_fire(schedule: str, tz, after: datetime) -> datetime:
     return trigger.get_next_fire_time(None, after)
 
 
-def digests_due(engine: "Engine", state: State, now: datetime) -> Plan:
+def digests_due(ctx: "Context", state: State, now: datetime) -> Plan:
     """The digests whose scheduled time has come since the last one (at most one round per pass)."""
     plan = Plan()
-    config = engine.config
+    config = ctx.config
     if not config.digest.enabled:
         return plan
     last = state.cursors.get("digest_at")
@@ -37,7 +46,7 @@ def digests_due(engine: "Engine", state: State, now: datetime) -> Plan:
     if now - fire > timedelta(hours=12):
         plan.notes.append(f"digest of {fire:%Y-%m-%d %H:%M} skipped: the daemon was not running then")
         return plan
-    plan.actions += build_digests(engine, state, now)
+    plan.actions += build_digests(ctx, state, now)
     return plan
 
 
@@ -45,10 +54,10 @@ def overdue(ticket: Ticket, now: datetime) -> bool:
     return sla_state(ticket, now).overdue
 
 
-def backlog_summaries(engine: "Engine", state: State, now: datetime) -> Plan:
+def backlog_summaries(ctx: "Context", state: State, now: datetime) -> Plan:
     """The first run over a backlog: one mail to each agent and lead instead of a notice per ticket."""
     plan = Plan()
-    config = engine.config
+    config = ctx.config
     tickets = list(state.tickets.values())
     if not tickets:
         return plan
@@ -57,20 +66,20 @@ def backlog_summaries(engine: "Engine", state: State, now: datetime) -> Plan:
     per_agent = {a.name: [t for t in active if t.assignee == a.name] for a in config.agents}
     common = {"imported": len(tickets), "active": active, "overdue": late, "per_agent": per_agent,
               "unassigned": [t for t in active if not t.assignee],
-              "acknowledged": sum(1 for t in tickets if any(h.what == "acknowledged" for h in t.history))}
+              "acknowledged": sum(1 for t in tickets if t.logged(HistoryEvent.ACKNOWLEDGED))}
     for agent in config.agents:
         mine = per_agent[agent.name]
-        plan.actions.append(_digest(engine, "backlog_summary", agent.email, None, now, dict(
+        plan.actions.append(ctx.mail.digest(MailKind.BACKLOG_SUMMARY, agent.email, None, now, dict(
             common, agent=agent, tickets=mine, mine_overdue=[t for t in mine if overdue(t, now)])))
     for lead in config.sla.escalate_to:
         if config.agent_by_email(lead) is None:
-            plan.actions.append(_digest(engine, "backlog_summary", lead, None, now, dict(
+            plan.actions.append(ctx.mail.digest(MailKind.BACKLOG_SUMMARY, lead, None, now, dict(
                 common, agent=None, tickets=late, mine_overdue=late)))
     return plan
 
 
-def build_digests(engine: "Engine", state: State, now: datetime) -> list[SendMail]:
-    config = engine.config
+def build_digests(ctx: "Context", state: State, now: datetime) -> list[SendMail]:
+    config = ctx.config
     tz = config.helpdesk.tz
     day = now.astimezone(tz).date()
     active = [t for t in state.tickets.values() if t.status in (Status.OPEN, Status.PENDING)]
@@ -79,7 +88,7 @@ def build_digests(engine: "Engine", state: State, now: datetime) -> list[SendMai
         mine = sorted((t for t in active if t.assignee == agent.name), key=lambda t: work_order(t, now))
         if not mine:
             continue
-        mails.append(_digest(engine, "digest", agent.email, day, now, {
+        mails.append(ctx.mail.digest(MailKind.DIGEST, agent.email, day, now, {
             "agent": agent, "tickets": mine, "overdue": [t for t in mine if overdue(t, now)],
         }))
     if config.sla.escalate_to:
@@ -87,18 +96,10 @@ def build_digests(engine: "Engine", state: State, now: datetime) -> list[SendMai
         unassigned = sorted((t for t in active if not t.assignee), key=lambda t: work_order(t, now))
         late = sorted((t for t in active if overdue(t, now)), key=lambda t: work_order(t, now))
         for lead in config.sla.escalate_to:
-            mails.append(_digest(engine, "lead_digest", lead, day, now, {
+            mails.append(ctx.mail.digest(MailKind.LEAD_DIGEST, lead, day, now, {
                 "unassigned": unassigned, "overdue": late, "figures": figures,
             }))
     return mails
-
-
-def _digest(engine: "Engine", template: str, to: str, day, now: datetime, extra: dict) -> SendMail:
-    key = f"{template}:{to}:{day.isoformat()}" if day else f"{template}:{to}"
-    context = dict(engine.context_base(now), day=day, now=now, link=engine.link, **extra)
-    rendered = engine._render(template, context)
-    return SendMail(key=key, kind=template.replace("_", " "), to=to, subject=rendered.subject, body=rendered.text,
-                    html=rendered.html, message_id=engine.message_id(key), auto_submitted="auto-generated")
 
 
 def yesterday(state: State, tz, now: datetime) -> dict:
@@ -117,15 +118,15 @@ def yesterday(state: State, tz, now: datetime) -> dict:
         "first_responses": len(responses),
         "median_first_response": _median_text(responses),
         "resolved": sum(within(t.resolved_at) for t in tickets),
-        "breaches": sum(1 for t in tickets for h in t.history if h.what == "escalation: breach" and within(h.at)),
-        "ratings": [t.rating for t in tickets if t.rating and any(h.what == "rated" and within(h.at) for h in t.history)],
+        "breaches": sum(1 for t in tickets for h in t.history
+                        if h.what == HistoryEvent.ESCALATION_BREACH and within(h.at)),
+        "ratings": [t.rating for t in tickets if t.rating and any(h.what == HistoryEvent.RATED and within(h.at) for h in t.history)],
     }
 
 
 def _median_text(values: list[timedelta]) -> str:
     if not values:
         return "-"
-    ordered = sorted(values)
-    middle = ordered[len(ordered) // 2]
+    middle = statistics.median_high(values)  # a real duration, the upper one of an even count
     minutes = int(middle.total_seconds() // 60)
     return f"{minutes // 60} h {minutes % 60:02d} min"

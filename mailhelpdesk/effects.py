@@ -10,7 +10,7 @@ from typing import Callable, Iterable
 
 from .compose import compose
 from .config import Config
-from .errors import MailboxError, SendError
+from .errors import MailboxError, SendError, StoreError
 from .mailbox.base import Mailbox
 from .model import Action, SendMail, SentRecord, SetLabels, State, Status
 from .rules.senders import sender_key
@@ -75,9 +75,13 @@ class Effects:
             if mail.message_id not in state.sent:
                 state.sent[mail.message_id] = SentRecord(mail.key, mail.message_id, mail.to, mail.kind, mail.ticket, now, mail=mail)
                 fresh.add(mail.message_id)
-        if fresh:
-            self.checkpoint()  # the intents are on disk before any mail leaves
-        for record in [r for r in state.sent.values() if not r.done and r.mail is not None]:
+        outbox = [r for r in state.sent.values() if not r.done and r.mail is not None]
+        if outbox:
+            # the intents are on disk before any mail leaves; when the state cannot be saved (a full disk, a
+            # read-only folder) this raises and nothing is sent: a send the state file cannot record would be
+            # sent again after a restart (fail closed)
+            self.checkpoint()
+        for record in outbox:
             mail = record.mail
             if record.retry_at is not None and record.retry_at > now:
                 continue  # backing off after a temporary refusal; the others go
@@ -100,8 +104,8 @@ class Effects:
                     record.attempts += 1
                     record.retry_at = now + min(RETRY_FIRST * 2 ** (record.attempts - 1), RETRY_MAX)
                     log.warning("%s: %s (trying again at %s)", record.key, exc, record.retry_at.isoformat())
-            except MailboxError:
-                raise  # the connection is gone: the pass fails and the daemon reconnects
+            except (MailboxError, StoreError):
+                raise  # the connection is gone, or the state cannot be saved: the pass fails, nothing more is sent
             except Exception as exc:  # one message must never block the others, pass after pass
                 log.exception("%s: could not be sent", record.key)
                 self._give_up(state, record, f"{type(exc).__name__}: {exc}", now)
@@ -141,11 +145,12 @@ class Effects:
         labels = frozenset(ticket.labels_applied) if ticket else frozenset()
         message = compose(mail, self.config, now)
         ref = self.mailbox.send(message, labels, mail.thread_id)
-        self._record_done(state, record, ref)
-        if not ref:
-            self.checkpoint()  # no copy in the mailbox says it went out: the state file must say so at once
+        self._record_done(state, record, ref)  # it went out, whatever happens next: never "given up", never again
         if mail.kind == "acknowledgement":
             state.sender_log.setdefault(sender_key(mail.to), []).append(now)  # rules/senders.py: robots vary addresses
+        if not ref:
+            self.checkpoint()  # no copy in the mailbox says it went out: the state file must say so at once (a
+            # StoreError here stops the outbox; the daemon keeps this state in memory and saves it before anything else)
         log.debug("sent %s for %s to %s", mail.kind, mail.ticket or "-", mail.to)  # the pass reports it (once)
         return True
 

@@ -42,10 +42,6 @@ class SendError(MailHelpdeskError):
         self.only_this = only_this  # the server works but refused this message (a recipient, its content) for now
 
 
-class ParseError(MailHelpdeskError):
-    """A message could not be understood; it is quarantined, never dropped."""
-
-
 class LockError(MailHelpdeskError):
     """Another mailhelpdesk instance already works on this state file."""
 

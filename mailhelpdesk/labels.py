@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Iterable
 
 from .model import Priority, Status, Ticket
+from .sla_state import sla_state
 
 
 @dataclass(frozen=True)
@@ -51,11 +53,12 @@ class LabelScheme:
         prefix = self.root + "/"
         return frozenset(label for label in labels if label.startswith(prefix))
 
-    def for_ticket(self, ticket: Ticket) -> frozenset[str]:
+    def for_ticket(self, ticket: Ticket, now: datetime) -> frozenset[str]:
+        """The labels a ticket shows at `now`; Overdue exactly when `sla_state` says so."""
         labels = {self.status(ticket.status), self.priority(ticket.priority)}
         if ticket.assignee:
             labels.add(self.assignee(ticket.assignee))
-        if "breach" in ticket.escalations and ticket.waiting_since is not None and ticket.status == Status.OPEN:
+        if sla_state(ticket, now).overdue:
             labels.add(self.overdue)
         return frozenset(labels)
 

@@ -46,10 +46,9 @@ class MailKind(StrEnum):
     def escalation(cls, step: str) -> MailKind:
         return cls(f"escalation {step}")
 
-    @property
-    def to_customer(self) -> bool:
-        """Mail to the customer; the rest are internal notices to agents and leads."""
-        return self in (MailKind.ACKNOWLEDGEMENT, MailKind.RESOLUTION)
+
+
+TO_CUSTOMER = frozenset({MailKind.ACKNOWLEDGEMENT, MailKind.RESOLUTION})  # the rest: notices to agents and leads
 
 
 class HistoryEvent(StrEnum):
@@ -76,6 +75,7 @@ class HistoryEvent(StrEnum):
     ESCALATION_WARN = "escalation: warn"
     ESCALATION_BREACH = "escalation: breach"
     ESCALATION_LEAD = "escalation: lead"
+    ACK_DROPPED = "acknowledgement dropped"  # effects.py: it waited in the outbox while an agent answered
     COULD_NOT_SEND = "could not send"
     DUTY_FAILED = "duty failed"
 
@@ -272,6 +272,13 @@ def ref_key(ref: str) -> str:
     return f"ref:{ref}"
 
 
+@dataclass(frozen=True)
+class Tick:
+    """The event of the timed duties: the end of a pass's batch."""
+
+    first_run: bool  # the pass over a backlog (State.first_run when the tick began)
+
+
 # --- actions: what the engine asks the effects module to do -------------------------------
 
 
@@ -378,6 +385,15 @@ class State:
             self.next_number = plan.next_number
         if plan.rr_index is not None:
             self.rr_index = plan.rr_index
+
+    def previewed(self, plan: Plan) -> State:
+        """A shallow copy with `plan` merged, so later decisions of one event see earlier ones."""
+        if not (plan.tickets or plan.index or plan.ignored or plan.cursors):
+            return self
+        copy = dataclasses.replace(self, tickets=dict(self.tickets), index=dict(self.index), ignored=dict(self.ignored),
+                                   cursors=dict(self.cursors))
+        copy.merge(plan)
+        return copy
 
     def rebuild_index(self) -> None:
         """The index is derived state: Message-IDs, places and threads of every ticket, and ignored mail.

@@ -1,30 +1,42 @@
-"""`mailhelpdesk rebuild`: the state recovered from the mailbox, its source of truth. Keys come from our own
-sent mail (it carries X-Mailhelpdesk-Ticket), ticket fields from the labels agents see, and the sent log from
-the sent folder, so the next pass sends nothing twice."""
+"""`mailhelpdesk rebuild`: the state recovered from the mailbox, its source of truth. Keys and escalation steps
+come from the daemon's records (records.py) and our own sent mail (it carries X-Mailhelpdesk-Ticket), ticket
+fields from the labels agents see, and the sent log from the sent folder, so the next pass sends nothing twice.
+Only what we wrote ourselves is trusted: records in the records folder and copies in the sent folder, from the
+support address; never headers in customers' mail."""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import datetime, timedelta
 
+from .config import Config
 from .daemon import Helpdesk, in_order
 from .engine import Engine
+from .mailbox.base import Mailbox
 from .model import Incoming, SentRecord, State
 from .parse import parse_message
+from .records import SEQ_CURSOR, entry_fingerprint, folder_name, parse_records
 from .rules.senders import sender_key
 
 
 def rebuild_state(helpdesk: Helpdesk, now: datetime) -> State:
-    config = helpdesk.config
-    mailbox = helpdesk.mailbox
+    return rebuild_from(helpdesk.config, helpdesk.mailbox, now)
+
+
+def rebuild_from(config: Config, mailbox: Mailbox, now: datetime) -> State:
+    """The state as the mailbox shows it. Raises (and changes nothing) when the mailbox cannot be read."""
+    engine = Engine(config)
     mailbox.connect()
-    mailbox.prepare(helpdesk.engine.labels.to_create())
+    mailbox.prepare(engine.labels.to_create())
+    prefix = config.helpdesk.ticket_prefix
+    entries = parse_records(mailbox.records(folder_name(config.helpdesk.label_root)), config.support_address, prefix)
     since = now - timedelta(days=config.imap.import_days)
     changes = mailbox.changes({}, since)
     incoming: list[Incoming] = []
     labels_of: dict[str, frozenset[str]] = {}
     for raw in changes.messages:
-        facts = parse_message(raw.raw, config.helpdesk.ticket_prefix)
+        facts = parse_message(raw.raw, prefix)
         incoming.append(Incoming(raw.ref, raw.folder_role, facts, raw.labels, raw.received_at, raw.thread_id))
         labels_of[raw.ref] = raw.labels
     incoming = in_order(incoming, now)  # the daemon's order: by time, replies after what they answer
@@ -32,10 +44,12 @@ def rebuild_state(helpdesk: Helpdesk, now: datetime) -> State:
     state = State()
     known_keys: dict[str, str] = {}
     steps: dict[str, set[str]] = {}
-    prefix = config.helpdesk.ticket_prefix
+    key_form = re.compile(rf"^{re.escape(prefix)}-[1-9][0-9]{{0,8}}$")
     for message in incoming:  # our own mail first: the sent log and the keys of the requests it answered
         facts = message.facts
-        if not (facts.ours and facts.sender == config.support_address):
+        if not (message.folder_role == "sent" and facts.ours and facts.sender == config.support_address):
+            continue  # a customer's mail may carry any header it likes
+        if not key_form.match(facts.ours):
             continue
         kind = facts.our_kind or "unknown"
         state.sent[facts.message_id] = SentRecord(
@@ -48,20 +62,36 @@ def rebuild_state(helpdesk: Helpdesk, now: datetime) -> State:
             steps.setdefault(facts.ours, set()).add(kind.split(" ", 1)[1])
         if kind == "acknowledgement" and facts.to:
             state.sender_log.setdefault(sender_key(facts.to[0]), []).append(message.when or now)
-    numbers = [int(k.rsplit("-", 1)[1]) for k in known_keys.values() if k.startswith(prefix + "-")]
-    state.next_number = max(numbers, default=0) + 1
+    known_keys.update({entry.request: key for key, entry in entries.items()})  # records win: written for every ticket
+    numbers = [int(k.rsplit("-", 1)[1]) for k in [*known_keys.values(), *entries]]
+    state.next_number = max(numbers, default=0) + 1  # a key once given is never given again
 
     engine = Engine(config, known_keys)
     for message in incoming:
         state.merge(engine.on_message(state, message, now))
+    # ignored mail an agent turned into a ticket by giving it a status label: that ticket again, same key
+    promoted = [(r.ref, labels_of[r.ref]) for r in state.ignored.values()
+                if r.ref in labels_of and engine.labels.read(labels_of[r.ref]).statuses]
+    if promoted:
+        plan = engine.on_labels(state, promoted, now)
+        plan.actions = []
+        state.merge(plan)
     for key, ticket in list(state.tickets.items()):
-        ticket = dataclasses.replace(ticket, ack_wanted=ticket.ack_wanted and not state.is_ours(engine.message_id(f"ack:{key}")),
-                                     escalations=tuple(sorted(steps.get(key, ()))) or ticket.escalations)
+        entry = entries.get(key)
+        if entry is not None:  # a record: the escalation ladder as it stood, and the acknowledgement decided
+            ticket = dataclasses.replace(ticket, escalations=entry.escalations, ack_wanted=False,
+                                         recorded=entry_fingerprint(entry))
+        else:
+            ticket = dataclasses.replace(
+                ticket, ack_wanted=ticket.ack_wanted and not state.is_ours(engine.message_id(f"ack:{key}")),
+                escalations=tuple(sorted(steps.get(key, ()))) or ticket.escalations)
         ticket = _from_labels(engine, ticket, labels_of)
         state.tickets[key] = ticket
+    state.next_number = max([state.next_number, *(t.number + 1 for t in state.tickets.values())])
     state.cursors.update(changes.cursor)
     state.cursors["last_pass"] = now.isoformat()
     state.cursors["digest_at"] = now.isoformat()
+    state.cursors[SEQ_CURSOR] = max((e.seq for e in entries.values()), default=0) + 1
     return state
 
 

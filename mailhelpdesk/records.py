@@ -16,6 +16,7 @@ Pure, apart from nothing: composing and parsing bytes.
 from __future__ import annotations
 
 import email
+import email.headerregistry
 import email.policy
 import json
 import re

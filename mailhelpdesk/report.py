@@ -22,7 +22,7 @@ from __future__ import annotations
 import csv
 import html
 import io
-import math
+import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from .model import Ticket
+from .rules.rating import RATINGS
 
 __all__ = [
     "CSV_COLUMNS",
@@ -47,7 +48,6 @@ __all__ = [
 
 DEFAULT_PERIOD = timedelta(days=30)
 UNASSIGNED = "unassigned"
-RATINGS = ("good", "okay", "bad")
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 DIMENSIONS = ("agent", "hour", "weekday", "month")
 CSV_COLUMNS = (
@@ -121,12 +121,11 @@ class Report:
 def percentile(values: Iterable[float], q: float) -> float | None:
     """The q-th quantile (0 <= q <= 1) by linear interpolation between closest ranks; None without values."""
     data = sorted(values)
-    if not data:
-        return None
-    pos = (len(data) - 1) * q
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(data) - 1)
-    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
+    if len(data) < 2:
+        return data[0] if data else None
+    if q in (0, 1):
+        return data[-1] if q else data[0]
+    return statistics.quantiles(data, n=1000, method="inclusive")[round(q * 1000) - 1]
 
 
 @dataclass
@@ -477,11 +476,6 @@ def _bar_chart(label: str, bars: list[tuple[str, float | None]], unit: str) -> s
         parts.append(f'<text x="{cx:.1f}" y="{top + plot_h + 16}" text-anchor="middle">{_e(text)}</text>')
     parts.append("</svg>")
     return "".join(parts)
-
-
-def chart_count(report: Report) -> int:
-    """How many bars :func:`to_html` draws (24 hours + 7 weekdays + months + agents)."""
-    return len(report.by_hour) + len(report.by_weekday) + len(report.by_month) + len(report.by_agent)
 
 
 def to_html(report: Report, title: str = "Helpdesk report") -> str:

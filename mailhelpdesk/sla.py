@@ -421,58 +421,6 @@ class BusinessCalendar:
             total += min(u1, end) - u0
         return total
 
-    def elapsed_excluding(
-        self, start: datetime, end: datetime, paused: Iterable[tuple[datetime, datetime]]
-    ) -> timedelta:
-        """Business time between two instants, not counting the paused intervals (the SLA clock stops)."""
-        start, end = _as_utc(start, "start"), _as_utc(end, "end")
-        total = self.elapsed(start, end)
-        for p0, p1 in _merge_paused(paused):
-            total -= self.elapsed(max(p0, start), min(p1, end))
-        return total
-
-    def due(
-        self, start: datetime, target: timedelta, paused: Iterable[tuple[datetime, datetime]] = ()
-    ) -> datetime:
-        """Like :meth:`add`, but business time inside the (closed) paused intervals does not count."""
-        cursor = _as_utc(start, "start")
-        if target < timedelta(0):
-            raise ValueError(f"target must not be negative, got {target}")
-        remaining = target
-        for p0, p1 in _merge_paused(paused):
-            if p1 <= cursor:
-                continue
-            if p0 > cursor:
-                candidate = self.add(cursor, remaining)
-                if candidate <= p0:
-                    return candidate
-                remaining -= self.elapsed(cursor, p0)
-            cursor = p1
-        return self.add(cursor, remaining)
-
-
-def _merge_paused(paused: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
-    """Closed pause intervals in UTC, sorted and merged; empty ones dropped."""
-    spans = []
-    for pair in paused:
-        try:
-            p0, p1 = pair
-        except (TypeError, ValueError):
-            raise ValueError(f"a paused interval must be a (start, end) pair, got {pair!r}") from None
-        p0, p1 = _as_utc(p0, "paused start"), _as_utc(p1, "paused end")
-        if p1 < p0:
-            raise ValueError(f"paused interval ends before it starts: {p0} .. {p1}")
-        if p1 > p0:
-            spans.append((p0, p1))
-    spans.sort()
-    merged: list[tuple[datetime, datetime]] = []
-    for p0, p1 in spans:
-        if merged and p0 <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], p1))
-        else:
-            merged.append((p0, p1))
-    return merged
-
 
 # ---------------------------------------------------------------------------------------------- customer words
 

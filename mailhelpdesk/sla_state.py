@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from .model import Status, Ticket
+from .model import HistoryEvent, Status, Ticket
 
 
 @dataclass(frozen=True)
@@ -31,9 +31,8 @@ def sla_state(ticket: Ticket, now: datetime) -> SlaState:
     )
     ended = ticket.resolved_at or ticket.closed_at or now  # a ticket closed unanswered waited until then
     never_answered = ticket.due_at is not None and ticket.first_response_at is None and ended > ticket.due_at
-    breached = overdue or late_answer or never_answered or "breach" in ticket.escalations or any(
-        h.what == "escalation: breach" for h in ticket.history
-    )
+    breached = (overdue or late_answer or never_answered or "breach" in ticket.escalations
+                or ticket.logged(HistoryEvent.ESCALATION_BREACH))
     return SlaState(ticket.due_at, waiting, overdue, breached)
 
 

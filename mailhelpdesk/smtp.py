@@ -6,10 +6,11 @@ import email.policy
 import smtplib
 import socket
 import ssl
+import threading
 from email.message import EmailMessage
 from email.utils import getaddresses
 
-from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, stop_when_event_set, wait_exponential
 
 from .config import SmtpConfig
 from .errors import AuthError, MailHelpdeskError, SendError, SmtpSetupError
@@ -28,10 +29,30 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, (smtplib.SMTPServerDisconnected, ConnectionError, socket.timeout, TimeoutError))
 
 
+def _worth_retrying(exc: BaseException) -> bool:
+    """Retried at once, within the send: a 4xx or a dropped connection. A timeout is not: a server that does
+    not answer (a black hole, a firewall dropping packets) will not answer a second later either, and four
+    timeouts in a row would hold the pass (and a SIGTERM) for minutes; the outbox tries again next pass."""
+    return _transient(exc) and not isinstance(exc, (socket.timeout, TimeoutError))
+
+
+class Stopping(smtplib.SMTPException):
+    """The daemon is stopping: no new SMTP connection is opened (the message stays in the outbox)."""
+
+
 class SmtpSender:
-    def __init__(self, config: SmtpConfig):
+    """Every socket operation is bounded by [smtp] timeout, the retries of one send by [smtp] timeout as a whole,
+    and `stop` (the daemon's stop event) ends retries and their waits at once; `interrupt()` cuts the connection
+    in use, from another thread, so a SIGTERM never waits for a server that does not answer."""
+
+    ATTEMPTS = 4
+
+    def __init__(self, config: SmtpConfig, stop: threading.Event | None = None):
         self.config = config
         self._ssl: ssl.SSLContext | None = None
+        self.stop = stop or threading.Event()
+        self._live: smtplib.SMTP | None = None  # the connection in use, for interrupt()
+        self.committing = threading.Event()  # set from the final dot until the server's verdict is read
 
     def _context(self) -> ssl.SSLContext | None:
         if self.config.security == "none":
@@ -46,11 +67,19 @@ class SmtpSender:
         c = self.config
         where = f"{c.host}:{c.effective_port}"
         context = self._context()
+        if self.stop.is_set():
+            raise Stopping("not connecting: stopping")
+        # made unconnected, then connected: interrupt() can cut it while it waits for the greeting
         if c.security == "ssl":
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(c.host, c.effective_port, timeout=c.timeout, context=context)
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(timeout=c.timeout, context=context)
         else:
-            smtp = smtplib.SMTP(c.host, c.effective_port, timeout=c.timeout)
+            smtp = smtplib.SMTP(timeout=c.timeout)
+        smtp._host = c.host  # what the constructor would have kept: the name TLS checks the certificate against
+        self._live = smtp
         try:
+            code, reply = smtp.connect(c.host, c.effective_port)
+            if code != 220:
+                raise smtplib.SMTPConnectError(code, reply)
             if c.security == "starttls":
                 smtp.ehlo()
                 if not smtp.has_extn("starttls"):
@@ -80,10 +109,22 @@ class SmtpSender:
             raise
         return smtp
 
-    @retry(retry=retry_if_exception(_transient), stop=stop_after_attempt(4), wait=wait_exponential(0.5, max=8), reraise=True)
     def _open(self, message: EmailMessage) -> smtplib.SMTP:
+        """_open_once, again after a passing fault: at most ATTEMPTS tries within [smtp] timeout seconds in all,
+        none once `stop` is set, and the waits between them end when it is."""
+        retrying = Retrying(
+            retry=retry_if_exception(_worth_retrying),
+            stop=stop_after_attempt(self.ATTEMPTS) | stop_after_delay(self.config.timeout) | stop_when_event_set(self.stop),
+            wait=wait_exponential(0.5, max=8),
+            sleep=self.stop.wait,
+            reraise=True,
+        )
+        return retrying(self._open_once, message)
+
+    def _open_once(self, message: EmailMessage) -> smtplib.SMTP:
         """Connect and hand over everything but the final dot, so the commit is one tiny write."""
         smtp = self._connect()
+        self._live = smtp
         try:
             data = message.as_bytes(policy=email.policy.SMTP)
             sender = getaddresses([str(message["From"])])[0][1]
@@ -108,13 +149,25 @@ class SmtpSender:
             smtp.send(body)
             return smtp
         except BaseException:
+            self._live = None
             smtp.close()
             raise
+
+    def interrupt(self) -> None:
+        """Cut the connection in use (from another thread): a call blocked on it fails at once instead of
+        waiting out the timeout. Safe at any moment; a message whose final dot is out is the caller's to spare."""
+        smtp = self._live
+        sock = getattr(smtp, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def open(self, message: EmailMessage) -> "Transaction":
         """A transaction that holds the whole message but has not committed it (the final dot)."""
         try:
-            return Transaction(self._open(message), message, self.config.host)
+            return Transaction(self._open(message), message, self.config.host, self)
         except (SendError, AuthError):
             raise
         except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused) as exc:
@@ -157,11 +210,13 @@ def _text(value: bytes | str) -> str:
 class Transaction:
     """An SMTP DATA transaction split at its commit point, so the sent copy can be stored right at it."""
 
-    def __init__(self, smtp: smtplib.SMTP, message: EmailMessage, host: str):
-        self.smtp, self.message, self.host = smtp, message, host
+    def __init__(self, smtp: smtplib.SMTP, message: EmailMessage, host: str, sender: SmtpSender | None = None):
+        self.smtp, self.message, self.host, self.sender = smtp, message, host, sender
 
     def commit(self) -> None:
         """The final dot: from here on the server owns the message (one small write, no waiting)."""
+        if self.sender is not None:
+            self.sender.committing.set()  # interrupt() waits a little for the verdict: cutting here risks a duplicate
         try:
             self.smtp.send(b".\r\n")
         except (smtplib.SMTPException, OSError) as exc:
@@ -175,6 +230,9 @@ class Transaction:
         except (smtplib.SMTPException, OSError) as exc:
             self.abort()
             raise SendError(f"no answer from {self.host} for {self.message['Message-ID']}: {exc}") from exc
+        finally:
+            if self.sender is not None:
+                self.sender.committing.clear()
         if code != 250:
             self.abort()
             raise SendError(f"{self.host} refused {self.message['Message-ID']}: {code} {reply!r}", permanent=code >= 500,
@@ -186,4 +244,6 @@ class Transaction:
 
     def abort(self) -> None:
         """Hang up: a server that has not seen the final dot drops the message."""
+        if self.sender is not None:
+            self.sender.committing.clear()
         self.smtp.close()

@@ -96,27 +96,35 @@ class AtomicJSONStorage(Storage):
             raise StoreError(f"{self.path}: cannot write the state file ({exc.strerror or exc}); "
                              "its folder must be writable by this user") from None
         try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(LAYOUT_MARK)
-                for number, (name, rows) in enumerate(tables.items()):
-                    handle.write(("\n},\n" if number else "") + json.dumps(name) + ": {")
-                    separator = "\n"
-                    for doc_id, row in rows:
-                        handle.write(separator + json.dumps(doc_id) + ": " + json.dumps(row, ensure_ascii=False, separators=(",", ":")))
-                        separator = ",\n"
-                handle.write("\n}\n}\n")
-                handle.flush()
-                os.fsync(handle.fileno())
+            self._write_temp(fd, tables)
             os.replace(tmp, self.path)
+            dir_fd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:  # a full disk, a read-only folder: the old file stays whole, and the daemon says why
+            Path(tmp).unlink(missing_ok=True)
+            raise StoreError(f"{self.path}: cannot save the state file ({exc.strerror or exc}); "
+                             "nothing is sent until it can be saved") from None
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+
+    @staticmethod
+    def _write_temp(fd: int, tables: dict[str, Iterator[tuple[str, Any]]]) -> None:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(LAYOUT_MARK)
+            for number, (name, rows) in enumerate(tables.items()):
+                handle.write(("\n},\n" if number else "") + json.dumps(name) + ": {")
+                separator = "\n"
+                for doc_id, row in rows:
+                    handle.write(separator + json.dumps(doc_id) + ": " + json.dumps(row, ensure_ascii=False, separators=(",", ":")))
+                    separator = ",\n"
+            handle.write("\n}\n}\n")
+            handle.flush()
+            os.fsync(handle.fileno())
 
     def close(self) -> None:
         pass

@@ -12,8 +12,13 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .errors import ConfigError
+from .parse import one_line
 
 PACKAGE_TEMPLATES = Path(__file__).parent / "templates"
+
+
+class UnsafeTemplate(ConfigError):
+    """A template tried to leave the sandbox: never a mistake of one ticket's data; the pass stops."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,8 @@ def render(name: str, context: dict[str, Any], templates_dir: str = "", language
         text = env.get_template(f"{name}.txt.j2").render(context)
     except jinja2.TemplateNotFound:
         raise ConfigError(f"template {name}.txt.j2 not found (looked in {templates_dir or 'the package'})") from None
+    except jinja2.exceptions.SecurityError as exc:
+        raise UnsafeTemplate(template_problem(exc, f"template {name}.txt.j2")) from None
     except Exception as exc:  # a user's template must never take the daemon down
         raise ConfigError(template_problem(exc, f"template {name}.txt.j2")) from None
     subject, body = _split_subject(text, name)
@@ -72,6 +79,8 @@ def render(name: str, context: dict[str, Any], templates_dir: str = "", language
         html = env.get_template(f"{name}.html.j2").render(context)
     except jinja2.TemplateNotFound:
         html = None
+    except jinja2.exceptions.SecurityError as exc:
+        raise UnsafeTemplate(template_problem(exc, f"template {name}.html.j2")) from None
     except Exception as exc:
         raise ConfigError(template_problem(exc, f"template {name}.html.j2")) from None
     return Rendered(subject=subject, text=body, html=html)
@@ -127,21 +136,23 @@ def check_templates(templates_dir: str, language: str, contexts: dict[str, list[
 
 
 def sample_contexts(config: Any) -> dict[str, list[dict[str, Any]]]:
-    """The contexts the engine and the digests build, for a sample ticket that has everything a template may
-    show (assigned, overdue, earlier tickets, history), by template name. Taken from the engine itself (its
-    `_render` is intercepted), so a check sees exactly what the daemon will pass."""
+    """The contexts the mail factory builds, for a sample ticket that has everything a template may show (assigned,
+    overdue, earlier tickets, history), by template name. Taken from the factory itself (its `render` is
+    intercepted), so a check sees exactly what the daemon will pass."""
     import dataclasses
     from datetime import UTC, datetime, timedelta
 
     from . import digest
     from .config import AgentConfig
-    from .engine import Engine
-    from .model import HistoryEntry, Priority, State, Ticket
+    from .context import Context
+    from .mail import MailFactory
+    from .model import HistoryEntry, HistoryEvent, Priority, State, Ticket
+    from .parse import parse_message
 
     captured: dict[str, list[dict[str, Any]]] = {}
 
-    class Capture(Engine):
-        def _render(self, name: str, context: dict[str, Any]) -> Rendered:
+    class Capture(MailFactory):
+        def render(self, name: str, context: dict[str, Any]) -> Rendered:
             captured.setdefault(name, []).append(context)
             return Rendered(subject="sample", text="sample")
 
@@ -151,7 +162,9 @@ def sample_contexts(config: Any) -> dict[str, list[dict[str, Any]]]:
         config = dataclasses.replace(config, sla=dataclasses.replace(config.sla, escalate_to=config.sla.escalate_to or ("lead@example.com",)))
     except (TypeError, AttributeError):
         pass
-    engine = Capture(config)
+    ctx = Context.of(config)
+    ctx = dataclasses.replace(ctx, mail=Capture(config, ctx.calendar))
+    mail = ctx.mail
     now = datetime(2030, 1, 15, 12, 0, tzinfo=UTC)
     opened = now - timedelta(days=2)
     domain = config.support_address.rsplit("@", 1)[1]
@@ -160,40 +173,33 @@ def sample_contexts(config: Any) -> dict[str, list[dict[str, Any]]]:
         subject="The invoice is wrong", created_at=opened, priority=Priority.HIGH, assignee=agents[0].name,
         updated_at=opened, due_at=opened + timedelta(hours=4), waiting_since=opened,
         message_ids=("<sample-1@customer.example>", f"<sample-2@{domain}>"), refs=("INBOX:1:1",),
-        participants=("anna@customer.example",), history=(HistoryEntry(opened, "opened", "by mail"),),
+        participants=("anna@customer.example",), history=(HistoryEntry(opened, HistoryEvent.CREATED, "by mail"),),
     )
     earlier = dataclasses.replace(ticket, key=f"{config.helpdesk.ticket_prefix}-7", number=7, created_at=opened - timedelta(days=30),
                                   subject="Where is my parcel?", due_at=None, waiting_since=None)
     state = State(tickets={ticket.key: ticket, earlier.key: earlier})
+    raw = (f"From: Anna <anna@customer.example>\r\nTo: {config.support_address}\r\nSubject: [{ticket.key}] help\r\n"
+           "Message-ID: <cmd@customer.example>\r\n\r\n#close\r\n").encode()
     builders = [
-        lambda: engine._acknowledgement(ticket, now),
-        lambda: engine._assignment_notice(state, ticket, now),
-        lambda: engine._resolution_notice(ticket, f"resolved:{ticket.key}", now),
-        *(lambda step=step: engine._reminder(ticket, step, agents[0].email, now) for step in ("warning", "breach", "escalation")),
-        lambda: digest.build_digests(engine, state, now),
-        lambda: digest.backlog_summaries(engine, state, now),
+        lambda: mail.acknowledgement(ticket, now),
+        lambda: mail.assignment(state, ticket, now),
+        lambda: mail.resolution(ticket, f"resolved:{ticket.key}", now),
+        *(lambda step=step: mail.reminder(ticket, step, agents[0].email, now) for step in ("warn", "breach", "lead")),
+        lambda: digest.build_digests(ctx, state, now),
+        lambda: digest.backlog_summaries(ctx, state, now),
+        lambda: mail.command_rejected(parse_message(raw, config.helpdesk.ticket_prefix), "anna@customer.example",
+                                      "commands are accepted only from agents", []),
     ]
+    for flag in (True, False):  # with and without the rating links
+        if config.resolution.ask_rating != flag:
+            resolution = dataclasses.replace(config.resolution, ask_rating=flag)
+            other = Capture(dataclasses.replace(config, resolution=resolution), ctx.calendar)
+            builders.append(lambda other=other: other.resolution(ticket, "r", now))
     for build in builders:
         try:
             build()
-        except Exception:  # the engine changed shape: those templates are then parsed, not rendered
+        except Exception:  # the factory changed shape: those templates are then parsed, not rendered
             pass
-    try:
-        from .parse import parse_message
-
-        raw = (f"From: Anna <anna@customer.example>\r\nTo: {config.support_address}\r\nSubject: [{ticket.key}] help\r\n"
-               "Message-ID: <cmd@customer.example>\r\n\r\n#close\r\n").encode()
-        engine._command_rejected(parse_message(raw, config.helpdesk.ticket_prefix), "anna@customer.example",
-                                 "commands are accepted only from agents", [])
-    except Exception:
-        pass
-    for flag in (True, False):  # with and without the rating links
-        if config.resolution.ask_rating != flag:
-            try:
-                resolution = dataclasses.replace(config.resolution, ask_rating=flag)
-                Capture(dataclasses.replace(config, resolution=resolution))._resolution_notice(ticket, "r", now)
-            except Exception:
-                pass
     return captured
 
 
@@ -202,8 +208,3 @@ def _split_subject(text: str, name: str) -> tuple[str, str]:
     if not first.lower().startswith("subject:"):
         raise ConfigError(f"template {name}.txt.j2 must start with a line 'Subject: ...'")
     return clip(one_line(first[len("subject:"):]), SUBJECT_LIMIT), rest.lstrip("\n")
-
-
-def one_line(text: str) -> str:
-    """Header-safe text: customer text can never add a header line."""
-    return re.sub(r"[\r\n\t\x00-\x1f\x7f]+", " ", text).strip()

@@ -24,7 +24,7 @@ from mailhelpdesk.cli import main
 from mailhelpdesk.model import State, Status, Ticket
 from mailhelpdesk.report import (
     CSV_COLUMNS,
-    chart_count,
+    Report,
     compute_report,
     format_table,
     percentile,
@@ -34,6 +34,11 @@ from mailhelpdesk.report import (
 )
 from mailhelpdesk.sla import BusinessCalendar
 from mailhelpdesk.store import Store
+
+
+def chart_count(report: Report) -> int:
+    """How many bars :func:`to_html` draws (24 hours + 7 weekdays + months + agents)."""
+    return len(report.by_hour) + len(report.by_weekday) + len(report.by_month) + len(report.by_agent)
 
 NOW = datetime(2026, 3, 20, 12, 0, tzinfo=UTC)  # a Friday
 SINCE = datetime(2026, 3, 1, tzinfo=UTC)

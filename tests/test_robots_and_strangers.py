@@ -10,6 +10,7 @@ import pytest
 from mailhelpdesk.model import SendMail, SentRecord, Status
 from mailhelpdesk.parse import parse_message
 from mailhelpdesk.rules.senders import domain_key, normalise_address, organisation, sender_key
+from mailhelpdesk.transitions import set_status
 from test_engine import NOW, Desk, make_config
 
 
@@ -52,7 +53,7 @@ def opened() -> tuple[Desk, SendMail]:
 
 def test_a_stranger_who_puts_our_message_id_in_in_reply_to_gets_a_ticket_of_their_own():
     desk, ack = opened()
-    resolved = desk.engine._set_status(desk.ticket(), Status.RESOLVED, NOW, "test")  # what a stranger would rate
+    resolved = set_status(desk.ticket(), Status.RESOLVED, NOW, "test", desk.engine.ctx.due)  # what a stranger would rate
     desk.state.tickets["HD-1"] = resolved
     desk.feed(mail(sender="mallory@attacker.example", subject="[HD-1] rating: bad", mid="<m1@attacker.example>",
                    in_reply_to=ack.message_id, references=ack.message_id, date="Fri, 20 Nov 2026 10:20:00 +0000"))

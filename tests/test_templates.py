@@ -12,8 +12,10 @@ import pytest
 
 from mailhelpdesk.config import config_from_dict
 from mailhelpdesk.digest import yesterday
-from mailhelpdesk.engine import Engine, _hours
+from mailhelpdesk.engine import Engine
+from mailhelpdesk.mail import hours_text as _hours
 from mailhelpdesk.model import HistoryEntry, Priority, State, Status, Ticket
+from mailhelpdesk.rules.commands import known_commands
 from mailhelpdesk.rules.rating import RATINGS
 from mailhelpdesk.templates import PACKAGE_TEMPLATES, render
 from test_workflow import FRIDAY_EVENING, at, command_mail, question, reminders, workflow_desk
@@ -91,7 +93,7 @@ def contexts(language="ru", customer_name="Анна Петрова", subject="С
         **{f"resolution:{ask}": dict(base, ask_rating=ask, ratings=ratings, close_after="3d") for ask in (True, False)},
         "command_rejected": {"helpdesk": engine.config.helpdesk, "subject": f"Re: [HD-1] {subject}",
                              "problem": "#assign 'zoe': no such agent (agents: Alice, Bob)",
-                             "commands": ["#assign zoe", "#close"]},
+                             "commands": ["#assign zoe", "#close"], "known": known_commands(language)},
         "digest": dict(digest_base, agent=engine.config.agents[0], tickets=[overdue_one, *mine], overdue=[overdue_one]),
         "digest:calm": dict(digest_base, agent=engine.config.agents[1], tickets=mine[1:], overdue=[]),
         "lead_digest": dict(digest_base, unassigned=[overdue_one], overdue=[overdue_one],

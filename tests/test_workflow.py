@@ -80,17 +80,19 @@ def test_escalation_ladder_warns_reminds_and_escalates_each_once():
     assert desk.ticket().escalations == ("warn", "breach", "lead")
 
 
+SHARED_ACCOUNT_REPLY = (  # from the sent folder, Thursday 21 January 16:30
+    "From: support@shop.example\r\nTo: anna@customer.example\r\nSubject: Re: Export fails\r\n"
+    "Date: Thu, 21 Jan 2027 16:30:00 -0500\r\nMessage-ID: <wf-reply@shop.example>\r\n"
+    "In-Reply-To: <wf1@customer.example>\r\n\r\nFixed.\r\n"
+).encode()
+
+
 def test_an_agent_reply_stops_the_ladder_and_clears_overdue():
     desk = workflow_desk()
     desk.feed(question(FRIDAY_EVENING), now=FRIDAY_EVENING)
     desk.tick(at(21, 16))
     assert "Helpdesk/Overdue" in desk.ticket().labels_applied
-    reply = (
-        "From: support@shop.example\r\nTo: anna@customer.example\r\nSubject: Re: Export fails\r\n"
-        "Date: Thu, 21 Jan 2027 16:30:00 -0500\r\nMessage-ID: <wf-reply@shop.example>\r\n"
-        "In-Reply-To: <wf1@customer.example>\r\n\r\nFixed.\r\n"
-    ).encode()
-    desk.feed(reply, folder_role="sent", now=at(21, 16, 31))
+    desk.feed(SHARED_ACCOUNT_REPLY, folder_role="sent", now=at(21, 16, 31))
     sent_before = len(reminders(desk))
     for day in (22, 25, 26):
         desk.tick(at(day, 12))

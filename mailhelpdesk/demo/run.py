@@ -13,6 +13,7 @@ from ..commands import fit, table
 from ..config import load_config
 from ..daemon import Helpdesk
 from ..mailbox.local import LocalMailbox
+from ..model import HistoryEvent, MailKind
 from .seed import demo_messages
 
 DEMO_CONFIG = """\
@@ -65,9 +66,9 @@ def run_demo(directory: Path | None, echo: Callable[[str], None], now: datetime 
         msg = message_from_bytes(ref.read_bytes(), policy=default_policy)
         if msg.get("X-Mailhelpdesk-Kind"):
             echo(f"  {msg['X-Mailhelpdesk-Kind']:15} to {msg['To']}: {' '.join(str(msg['Subject']).split())}")
-    acked = [state.tickets[r.ticket] for r in sent if r.kind == "acknowledgement"]
+    acked = [state.tickets[r.ticket] for r in sent if r.kind == MailKind.ACKNOWLEDGEMENT]
     first = min(acked, key=lambda t: (t.priority.rank, t.number), default=None)
-    ack = next((r for r in sent if r.kind == "acknowledgement" and first and r.ticket == first.key), None)
+    ack = next((r for r in sent if r.kind == MailKind.ACKNOWLEDGEMENT and first and r.ticket == first.key), None)
     if ack:
         for ref in sorted((mailbox.path / "Sent").glob("*.eml")):
             msg = message_from_bytes(ref.read_bytes(), policy=default_policy)
@@ -80,7 +81,7 @@ def run_demo(directory: Path | None, echo: Callable[[str], None], now: datetime 
         echo(f"  {fit(item.sender or '?', 36)} {fit(item.subject, 40)} -> {item.reason}")
     for ticket in sorted(state.tickets.values(), key=lambda t: t.number):
         for entry in ticket.history:
-            if entry.what == "automatic mail attached":
+            if entry.what == HistoryEvent.AUTOMATIC_MAIL_ATTACHED:
                 echo(f"  {'(attached to ' + ticket.key + ')':36} {'robot reply in the conversation':40} -> {entry.detail}")
     second = helpdesk.run_pass()
     sent_again = sum(1 for line in second.done if line.startswith("send"))

@@ -38,10 +38,6 @@ def _ew(text: str, charset: str = "utf-8") -> str:
     return "\r\n ".join(f"=?{charset}?B?{base64.b64encode(w.encode(charset)).decode('ascii')}?=" for w in words)
 
 
-def _hdr(text: str, charset: str = "utf-8") -> str:
-    return text if text.isascii() else _ew(text, charset)
-
-
 def _qp(data: bytes) -> bytes:
     out = []
     for line in data.split(b"\r\n"):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
 from typing import Any, Iterable, Iterator, Protocol
+
+from ..model import IGNORED_PREFIX, Plan, State, ref_key
 
 
 @dataclass(frozen=True)
@@ -19,6 +22,17 @@ class RawMessage:
     thread_id: str = ""
 
 
+@dataclass(frozen=True)
+class Relocation:
+    """A folder whose UIDVALIDITY changed (recreated, restored, migrated): every ref `folder:old_validity:*` is void,
+    and `refs` says where each message is now, by Message-ID (IMAP refs are `folder:uidvalidity:uid`)."""
+
+    folder: str
+    old_validity: int
+    new_validity: int
+    refs: dict[str, tuple[str, ...]] = field(default_factory=dict)  # Message-ID -> its new ref(s)
+
+
 @dataclass
 class Changes:
     """What happened since the cursor. `messages` is lazy, so a large backlog is never all in memory."""
@@ -27,6 +41,8 @@ class Changes:
     label_changes: list[tuple[str, frozenset[str]]] = field(default_factory=list)
     cursor: dict[str, Any] = field(default_factory=dict)
     expected: int | None = None  # how many `messages` will yield, when the adapter knows up front (progress)
+    relocations: list[Relocation] = field(default_factory=list)  # folders whose refs all changed: see relocate()
+    notes: list[str] = field(default_factory=list)  # what the adapter had to work around (a vanished sent folder...)
 
 
 class Mailbox(Protocol):
@@ -54,8 +70,51 @@ class Mailbox(Protocol):
         """Is a message with this Message-ID in the sent folder? (after a crash between send and record)"""
         ...
 
+    def keep_record(self, message: EmailMessage, folder: str) -> None:
+        """Store one of the daemon's records (records.py) in `folder` (an IMAP folder, created when missing, or a
+        Gmail label): never in the inbox or the sent folder, never sent, marked read."""
+        ...
+
+    def records(self, folder: str) -> Iterator[bytes]:
+        """Every record kept in `folder` so far (for `rebuild`); nothing when there is no such folder."""
+        ...
+
     def wait(self, timeout: float, stop: threading.Event | None = None) -> None:
         """Block until new mail may have arrived (IDLE / push), `timeout` seconds passed, or `stop` is set."""
         ...
 
     def close(self) -> None: ...
+
+
+def relocate(state: State, relocations: Iterable[Relocation]) -> Plan:
+    """Tickets and ignored mail moved to their messages' new refs after a UIDVALIDITY change, matched by Message-ID,
+    so agents' labels on tickets of any age keep working and nothing is imported again. Pure: the daemon merges
+    the plan right after `changes()`, before any message is decided (`state.merge(relocate(state, ...))`)."""
+    plan = Plan()
+    for moved in relocations:
+        stale = f"{moved.folder}:{moved.old_validity}:"
+        for key in state.tickets:
+            ticket = plan.tickets.get(key) or state.tickets[key]
+            if not any(ref.startswith(stale) for ref in ticket.refs):
+                continue
+            found = [ref for message_id in ticket.message_ids for ref in moved.refs.get(message_id, ())]
+            refs = tuple(dict.fromkeys([r for r in ticket.refs if not r.startswith(stale)] + found))
+            unlabelled = tuple(r for r in ticket.unlabelled if not r.startswith(stale))
+            plan.put(dataclasses.replace(ticket, refs=refs, unlabelled=unlabelled))
+            plan.index.update((ref_key(ref), key) for ref in found)
+        for message_id, record in state.ignored.items():
+            record = plan.ignored.get(message_id, record)
+            found = moved.refs.get(message_id, ())
+            if record.ref.startswith(stale) and found:
+                plan.ignored[message_id] = dataclasses.replace(record, ref=found[0])
+                if not record.reason.startswith("outgoing"):  # as State.rebuild_index
+                    plan.index[ref_key(found[0])] = IGNORED_PREFIX + message_id
+    return plan
+
+
+def stop_on(mailbox: Mailbox, stop: threading.Event) -> None:
+    """Let an adapter cut its network calls short once `stop` is set (SIGTERM), from the first pass on: the IMAP
+    adapter does (`ImapMailbox.stop_when`); an adapter without it only notices `stop` in `wait()`."""
+    hook = getattr(mailbox, "stop_when", None)
+    if hook is not None:
+        hook(stop)

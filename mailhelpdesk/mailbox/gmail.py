@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from ..config import Config
 from ..errors import AuthError, ConfigError, MailboxError
+from ..records import folder_name
 from .base import Changes, RawMessage
 
 log = logging.getLogger("mailhelpdesk")
@@ -273,7 +274,8 @@ class GmailMailbox:
         self.service: Any = None
         self.label_ids: dict[str, str] = {}  # label name -> id
         self.label_names: dict[str, str] = {}  # id -> name
-        self.own_sent: set[str] = set()
+        self.own_sent: set[str] = set()  # ids of messages we sent: not news when the history shows them
+        self._pending: dict[str, Any] | None = None  # the cursor this pass returned, completed by send()
         self.email = ""
         self.watched_at = 0.0
 
@@ -424,11 +426,12 @@ class GmailMailbox:
     def changes(self, cursor: dict[str, Any], since: datetime) -> Changes:
         users = self.service.users()
         history_id = cursor.get("historyId")
+        self.own_sent |= set(cursor.get("own_sent", ()))  # sent by an earlier process, not yet seen in the history
         if history_id:
             found = self._history(history_id)
             if found is not None:
                 added, label_changes, new_history = found
-                return Changes(self._fetch(added), label_changes, {"historyId": new_history}, expected=len(added))
+                return Changes(self._fetch(added), label_changes, self._cursor(new_history), expected=len(added))
             # the history id expired (404): a bounded re-sync since the last good pass; nothing is duplicated
             # because known Message-IDs are recognised, and label changes are read back for known messages
             last = cursor.get("last_pass")
@@ -437,12 +440,12 @@ class GmailMailbox:
             start = self._execute(users.getProfile(userId="me"))["historyId"]
             found_again = list(self._fetch(self._list(f"after:{after}")))  # bounded by the gap
             label_changes = [(m.ref, m.labels) for m in found_again]  # agents' changes during the gap
-            return Changes(iter(found_again), label_changes, {"historyId": start})
+            return Changes(iter(found_again), label_changes, self._cursor(start))
         start = self._execute(users.getProfile(userId="me"))["historyId"]  # before listing: nothing slips through
         ids = self._list(self.gmail.initial_query) + self._list(f"in:sent after:{int(since.timestamp())}")
         log.info("first Gmail sync: %d message(s) to import", len(set(ids)))
         ids = list(dict.fromkeys(ids))
-        return Changes(self._fetch(ids), [], {"historyId": start}, expected=len(ids))
+        return Changes(self._fetch(ids), [], self._cursor(start), expected=len(ids))
 
     def _list(self, query: str) -> list[str]:
         ids: list[str] = []
@@ -455,6 +458,12 @@ class GmailMailbox:
             token = response.get("nextPageToken")
             if not token:
                 return ids
+
+    def _cursor(self, history_id: str) -> dict[str, Any]:
+        """The next cursor: the history id, and what we sent that the history has not shown yet (so a pass after
+        sending costs one history.list, not a download of every message we sent, also in a new process)."""
+        self._pending = {"historyId": history_id, "own_sent": sorted(self.own_sent)}
+        return self._pending
 
     def _history(self, start: str) -> tuple[list[str], list[tuple[str, frozenset[str]]], str] | None:
         from googleapiclient.errors import HttpError
@@ -480,7 +489,9 @@ class GmailMailbox:
             for record in response.get("history", []):
                 for item in record.get("messagesAdded", []):
                     message = item["message"]
-                    if message["id"] not in self.own_sent and not SKIP_LABELS & set(message.get("labelIds", [])):
+                    if message["id"] in self.own_sent:
+                        self.own_sent.discard(message["id"])  # seen once: the history never shows it again
+                    elif not SKIP_LABELS & set(message.get("labelIds", [])):
                         added[message["id"]] = None
                 for key in ("labelsAdded", "labelsRemoved"):
                     for item in record.get(key, []):
@@ -504,8 +515,8 @@ class GmailMailbox:
                 if message is None:
                     continue  # deleted meanwhile
                 labels = set(message.get("labelIds", []))
-                if labels & SKIP_LABELS:
-                    continue
+                if labels & SKIP_LABELS or self.label_ids.get(folder_name(self.root), "-") in labels:
+                    continue  # (the daemon's own records are read by `records`, never as mail)
                 raw = base64.urlsafe_b64decode(message["raw"] + "=" * (-len(message["raw"]) % 4))
                 received = datetime.fromtimestamp(int(message.get("internalDate", "0")) / 1000, UTC)
                 role = "sent" if "SENT" in labels and "INBOX" not in labels else "inbox"
@@ -561,12 +572,46 @@ class GmailMailbox:
             body["threadId"] = thread_id
         sent = self._execute(self.service.users().messages().send(userId="me", body=body))
         self.own_sent.add(sent["id"])
+        if self._pending is not None:  # saved with this pass's cursor: the next process skips it too
+            self._pending["own_sent"].append(sent["id"])
         if labels:
             self.set_labels([sent["id"]], labels, frozenset())
         return sent["id"]
 
     def already_sent(self, message_id: str) -> bool:
         return bool(self._list(f"rfc822msgid:{message_id.strip('<>')}"))
+
+    # --- the daemon's records (records.py) ------------------------------------------------------
+
+    def keep_record(self, message: EmailMessage, folder: str) -> None:
+        """messages.insert under the records label only: not in the inbox, not sent, no notification."""
+        import base64
+
+        if folder not in self.label_ids:
+            self.prepare([folder])
+        body = {"raw": base64.urlsafe_b64encode(bytes(message)).decode(), "labelIds": [self.label_ids[folder]]}
+        inserted = self._execute(self.service.users().messages().insert(userId="me", body=body))
+        self.own_sent.add(inserted["id"])  # not news for the next pass's history
+
+    def records(self, folder: str) -> Iterator[bytes]:
+        import base64
+
+        label = self.label_ids.get(folder)
+        if not label:
+            return
+        messages = self.service.users().messages()
+        ids: list[str] = []
+        token = None
+        while True:
+            response = self._execute(messages.list(userId="me", labelIds=[label], maxResults=500, pageToken=token))
+            ids += [m["id"] for m in response.get("messages", [])]
+            token = response.get("nextPageToken")
+            if not token:
+                break
+        for start in range(0, len(ids), BATCH_SIZE):
+            for message in self._batch([messages.get(userId="me", id=i, format="raw") for i in ids[start : start + BATCH_SIZE]]):
+                if message is not None:
+                    yield base64.urlsafe_b64decode(message["raw"] + "=" * (-len(message["raw"]) % 4))
 
     def wait(self, timeout: float, stop: threading.Event | None = None) -> None:
         """Push when configured (Pub/Sub pull: wakes within seconds of new mail), else sleep until the next poll."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import email.policy
 import logging
 import re
+import socket
 import ssl
 import threading
 import time
@@ -16,17 +17,23 @@ from typing import Any, Callable, Iterable, Iterator
 import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
 from imapclient.imapclient import SENT
+from imapclient.response_parser import parse_fetch_response
 from imapclient.datetime_util import datetime_to_INTERNALDATE
 
 from ..config import Config
 from ..errors import AuthError, CapabilityError, MailboxError, MailboxSetupError, SendError
 from ..netfaults import connect_problem
 from ..smtp import SmtpSender
-from .base import Changes, RawMessage
+from .base import Changes, RawMessage, Relocation
 
 log = logging.getLogger("mailhelpdesk")
 
-FETCH_CHUNK = 100
+FETCH_CHUNK = 100  # messages per FETCH at most (a short command line, small responses)
+FETCH_BUDGET = 32 * 1024 * 1024  # bytes of mail one FETCH may bring at most (RFC822.SIZE, asked first)
+KEEP_LIMIT = 1024 * 1024  # what is fetched of one message: all of it up to this size, else its first KEEP_LIMIT
+# bytes -- headers and text come first, attachments after; parse.py keeps BODY_LIMIT characters of text anyway
+STOP_GRACE = 2.0  # seconds a pass has to end by itself once the daemon is stopping, before its connections are cut
+COMMIT_GRACE = 4.0  # ... and an SMTP commit in flight to get its verdict (SIGTERM must end the daemon within 10 s)
 ATOM_SPECIALS = re.compile(r"[^\x21-\x7e]|[(){%*\"\\\]]")
 
 
@@ -40,6 +47,39 @@ def chunks(uids: list[int], size: int = 500) -> Iterator[list[int]]:
     ordered = sorted(uids)
     for start in range(0, len(ordered), size):
         yield ordered[start : start + size]
+
+
+def size_batches(sizes: list[tuple[int, int]], budget: int, most: int = FETCH_CHUNK) -> Iterator[list[int]]:
+    """UIDs in fetch order, grouped so the bytes of one group (the sizes given) stay within `budget` and a group has
+    at most `most` messages; a message bigger than the budget goes alone. Pure: (uid, bytes) pairs in, groups out."""
+    group: list[int] = []
+    total = 0
+    for uid, size in sizes:
+        if group and (total + size > budget or len(group) >= most):
+            yield group
+            group, total = [], 0
+        group.append(uid)
+        total += size
+    if group:
+        yield group
+
+
+def fetched_size(size: int) -> int:
+    """The bytes a FETCH of a message of `size` bytes brings: all of them, or the first KEEP_LIMIT."""
+    return min(size, KEEP_LIMIT)
+
+
+def uid_ranges(text: bytes | str) -> list[tuple[int, int]]:
+    """The ranges of an IMAP sequence set such as `7,9,12:14` (a MODIFIED response code); "*" and junk skipped."""
+    if isinstance(text, bytes):
+        text = text.decode("ascii", "replace")
+    ranges = []
+    for item in re.split(r"[,\s]+", text.strip()):
+        low, _, high = item.partition(":")
+        if low.isdigit() and (not high or high.isdigit()):
+            a, b = int(low), int(high or low)
+            ranges.append((min(a, b), max(a, b)))
+    return ranges
 
 
 def _shutdown(client: imapclient.IMAPClient | None) -> None:
@@ -74,6 +114,18 @@ class ImapMailbox:
         self.names: dict[str, str] = {}  # keyword -> label name, for labels whose keyword differs
         self.appended: set[str] = set()  # refs of our own sent copies: known already, not fetched again
         self._unsent: set[str] = set()  # copies stored for a send the SMTP server then refused
+        self.fetch_budget = FETCH_BUDGET  # bytes one FETCH may bring at most
+        # CONDSTORE: label writes only over the version of a message we read (UNCHANGEDSINCE). The floor per folder
+        # is HIGHESTMODSEQ when changes() selected it (everything up to there was reported); a message read or
+        # written since has its own, newer version here.
+        self._floor: dict[str, int] = {}
+        self._modseq: dict[str, int] = {}
+        self.conflicts: list[str] = []  # refs whose label write was skipped: another client changed them first
+        self._connected = False  # connected once: a sent folder missing later is a warning, not a setup error
+        self._sent_lost = ""  # the sent folder that vanished while we ran ("" while all is well)
+        self._notes: list[str] = []  # warnings for the next Changes
+        self._stop: threading.Event | None = None
+        self._quiet = threading.Event()  # set while wait() blocks or after close(): nothing to cut then
 
     # --- connection ---------------------------------------------------------------------------
 
@@ -83,6 +135,7 @@ class ImapMailbox:
         c = self.imap
         where = f"{c.host}:{c.effective_port}"
         self.close()  # never two connections: a reconnect replaces the old one
+        self._quiet.clear()
         client = None
         try:
             context = ssl.create_default_context() if c.security != "none" else None
@@ -112,13 +165,45 @@ class ImapMailbox:
         self.capabilities = frozenset(client.capabilities())
         if self.condstore and b"ENABLE" in self.capabilities:
             client.enable("CONDSTORE")
-        if not self.sent_folder:
-            self.sent_folder = client.find_special_folder(SENT) or ""
         if not client.folder_exists(c.folder):
             raise MailboxSetupError(f"[imap] folder {c.folder!r} does not exist on {where}: correct [imap] folder")
-        if self.sent_folder and not client.folder_exists(self.sent_folder):
-            raise MailboxSetupError(f"[imap] sent_folder {self.sent_folder!r} does not exist on {where}: "
+        if not self._connected and c.sent_folder and not client.folder_exists(c.sent_folder):
+            raise MailboxSetupError(f"[imap] sent_folder {c.sent_folder!r} does not exist on {where}: "
                                     "correct [imap] sent_folder, or leave it out to use the folder marked \\Sent")
+        self._connected = True
+        self.sent_folder = self._find_sent(client)  # found anew on every connect: it may have gone, or come back
+
+    def _find_sent(self, client: imapclient.IMAPClient) -> str:
+        """The sent folder as configured, else the one marked \\Sent; "" when there is none (any more). A folder
+        that vanished while we ran is a warning (sending goes on without copies), never a stop."""
+        wanted = self.imap.sent_folder
+        name = (wanted if client.folder_exists(wanted) else "") if wanted else (client.find_special_folder(SENT) or "")
+        gone = self._sent_lost or self.sent_folder
+        if not name and gone and self._sent_lost != gone:
+            self._sent_lost = gone
+            self._warn(f"the sent folder {gone!r} no longer exists on {self.imap.host}: mail is sent without a copy "
+                       "there, and our own mail in it is not read, until it is back (create it again, or correct "
+                       "[imap] sent_folder)")
+        elif name and self._sent_lost:
+            log.info("the sent folder %r is there again", name)
+            self._sent_lost = ""
+        return name
+
+    def _warn(self, message: str) -> None:
+        log.warning("%s", message)
+        self._notes.append(message)
+
+    def _sent_vanished(self, client: imapclient.IMAPClient, folder: str) -> bool:
+        """After a command on `folder` failed: is it the sent folder, and gone? (then we go on without it)"""
+        if not folder or folder != self.sent_folder:
+            return False
+        try:
+            if client.folder_exists(folder):
+                return False
+        except (IMAPClientError, OSError):
+            return False
+        self.sent_folder = self._find_sent(client)
+        return True
 
     @property
     def gmail(self) -> bool:
@@ -141,6 +226,7 @@ class ImapMailbox:
         return self.client
 
     def close(self) -> None:
+        self._quiet.set()
         if self.client is not None:
             client, self.client = self.client, None
             try:
@@ -159,6 +245,8 @@ class ImapMailbox:
         lines.append(f"watching {self.imap.folder!r} and sent folder {self.sent_folder or '(none found)'!r}")
         lines.append("new mail: " + ("IDLE (seconds)" if self._idle else f"polling every {self.config.mailbox.poll_interval} s"))
         lines.append("agents' label changes: " + ("CONDSTORE (cheap)" if self.condstore else "full flag scan each pass"))
+        if self.condstore and not self.gmail:
+            lines.append("label writes: only over the version we read (CONDSTORE UNCHANGEDSINCE); an agent's change wins")
         if self.gmail:
             lines.append("labels: Gmail labels over IMAP (X-GM-LABELS)")
         else:
@@ -216,16 +304,32 @@ class ImapMailbox:
         client = self._client()
         new_cursor: dict[str, Any] = {}
         label_changes: list[tuple[str, frozenset[str]]] = []
+        relocations: list[Relocation] = []
         todo: list[tuple[str, str, int, list[int]]] = []
         flag_items = [b"X-GM-LABELS"] if self.gmail else [b"FLAGS"]
+        if self.condstore:
+            flag_items.append(b"MODSEQ")
+        if self._sent_lost:
+            self.sent_folder = self._find_sent(client)  # back yet? (one LIST a pass, only while it is missing)
         for folder, role in self._folders():
-            info = client.select_folder(folder, readonly=True)
+            try:
+                info = client.select_folder(folder, readonly=True)
+            except IMAPClientError:
+                if self._sent_vanished(client, folder):
+                    continue  # warned; the inbox goes on
+                raise
             validity = int(info[b"UIDVALIDITY"])
             uidnext = int(info.get(b"UIDNEXT", 0))
             modseq = int(info.get(b"HIGHESTMODSEQ", 0) or 0)
+            self._floor[folder] = modseq if self.condstore else 0
+            self._modseq = {ref: n for ref, n in self._modseq.items() if not ref.startswith(folder + ":")}
             old = cursor.get(folder)
             if not old or old.get("uidvalidity") != validity:
                 uids = client.search(["SINCE", since.date()]) if info.get(b"EXISTS") else []
+                if old and old.get("uidvalidity"):
+                    relocation, labelled = self._relocation(client, folder, int(old["uidvalidity"]), validity, flag_items)
+                    relocations.append(relocation)
+                    label_changes += labelled
             else:
                 start = int(old["uidnext"])
                 uids = [u for u in client.search(["UID", f"{start}:*"]) if u >= start] if uidnext > start else []
@@ -239,67 +343,172 @@ class ImapMailbox:
                 touched = [uid for uid in touched if uid not in fresh]
                 for part in chunks(touched):
                     changed = client.fetch(part, flag_items)
-                    label_changes += [(make_ref(folder, validity, uid), self._labels(data)) for uid, data in changed.items()]
+                    for uid, data in changed.items():
+                        ref = make_ref(folder, validity, uid)
+                        self._note_modseq(ref, data)
+                        label_changes.append((ref, self._labels(data)))
             top = max(uids, default=0)
             uids = [uid for uid in uids if make_ref(folder, validity, uid) not in self.appended]
             new_cursor[folder] = {"uidvalidity": validity, "uidnext": max(uidnext, top + 1), "modseq": modseq}
             todo.append((folder, role, validity, sorted(uids)))
-        return Changes(self._fetch(todo), label_changes, new_cursor, expected=sum(len(t[3]) for t in todo))
+        notes, self._notes = self._notes, []
+        return Changes(self._fetch(todo), label_changes, new_cursor, expected=sum(len(t[3]) for t in todo),
+                       relocations=relocations, notes=notes)
+
+    def _relocation(self, client: imapclient.IMAPClient, folder: str, old: int, new: int,
+                    flag_items: list[bytes]) -> tuple[Relocation, list[tuple[str, frozenset[str]]]]:
+        """Where every message of a folder whose UIDVALIDITY changed is now, by Message-ID (the header and the
+        labels only: a few dozen bytes a message, once), and the labels of those that carry ours, as label changes:
+        what agents changed while the folder moved is read like any change (the engine skips what is as we left it).
+        The Message-ID is read as parse.py reads it, so it matches the state's."""
+        from ..parse import parse_message  # pure; only needed here
+
+        refs: dict[str, tuple[str, ...]] = {}
+        labelled: list[tuple[str, frozenset[str]]] = []
+        field = b"BODY[HEADER.FIELDS (MESSAGE-ID)]"
+        for part in chunks(client.search(["ALL"])):
+            for uid, data in client.fetch(part, [b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]", *flag_items]).items():
+                ref = make_ref(folder, new, uid)
+                self._note_modseq(ref, data)
+                labels = self._labels(data)
+                if labels:
+                    labelled.append((ref, labels))
+                head = data.get(field) or b""
+                if not re.search(rb"<[^<>]+>", head):
+                    continue  # no Message-ID: parse.py names it by a hash of the whole message; found when re-read
+                message_id = parse_message(head).message_id
+                refs[message_id] = refs.get(message_id, ()) + (ref,)
+        log.warning("the UIDVALIDITY of %r changed (%d -> %d: the folder was recreated or restored); its %d message(s) "
+                    "are found again by Message-ID", folder, old, new, sum(len(r) for r in refs.values()))
+        return Relocation(folder, old, new, refs), labelled
+
+    def _note_modseq(self, ref: str, data: dict[bytes, Any]) -> None:
+        """Remember the version (MODSEQ) of a message as we read or wrote it."""
+        value = data.get(b"MODSEQ")
+        if isinstance(value, (tuple, list)) and value:
+            value = value[0]
+        if isinstance(value, int) and value > self._modseq.get(ref, 0):
+            self._modseq[ref] = value
 
     def _fetch(self, todo: list[tuple[str, str, int, list[int]]]) -> Iterator[RawMessage]:
+        """The messages, in groups whose bytes stay within `fetch_budget`: the sizes are asked first (RFC822.SIZE),
+        a message is fetched only up to KEEP_LIMIT (all that decisions read: headers, the text, the attachments'
+        headers), and each message is let go once handed on. Memory is bounded by the budget, whatever the backlog."""
         client = self._client()
-        items = [b"BODY.PEEK[]", b"INTERNALDATE", b"FLAGS"]
+        body = b"BODY.PEEK[]<0.%d>" % KEEP_LIMIT  # a smaller message comes whole (RFC 3501 partial fetch)
+        items = [body, b"INTERNALDATE", b"FLAGS"]
         if self.gmail:
             items += [b"X-GM-LABELS", b"X-GM-THRID"]
+        if self.condstore:
+            items.append(b"MODSEQ")  # the version of the labels we read: set_labels writes only over that one
         for folder, role, validity, uids in todo:
             if not uids:
                 continue
             client.select_folder(folder, readonly=True)
-            for start in range(0, len(uids), FETCH_CHUNK):
-                chunk = uids[start : start + FETCH_CHUNK]
-                for uid, data in sorted(client.fetch(chunk, items).items()):
-                    raw = data.get(b"BODY[]")
+            sizes: list[tuple[int, int]] = []
+            for part in chunks(uids):
+                answered = client.fetch(part, [b"RFC822.SIZE"])
+                sizes += [(uid, fetched_size(int(answered[uid].get(b"RFC822.SIZE") or 0)))
+                          for uid in part if uid in answered]  # expunged meanwhile: gone
+            for group in size_batches(sizes, self.fetch_budget):
+                batch = client.fetch(group, items)
+                for uid in sorted(batch):
+                    data = batch.pop(uid)  # each message is let go as soon as the caller is done with it
+                    raw = data.get(b"BODY[]<0>", data.get(b"BODY[]"))
                     if raw is None:
                         continue  # expunged meanwhile
+                    ref = make_ref(folder, validity, uid)
+                    self._note_modseq(ref, data)
                     received = data.get(b"INTERNALDATE")
                     if isinstance(received, datetime):
                         received = received.astimezone(UTC) if received.tzinfo else received.replace(tzinfo=UTC)
                     thread = data.get(b"X-GM-THRID")
                     yield RawMessage(
-                        make_ref(folder, validity, uid),
+                        ref,
                         role,
                         raw,
                         self._labels(data),
                         received,
                         format(thread, "x") if isinstance(thread, int) else "",
                     )
+                    del raw, data
 
     # --- writing --------------------------------------------------------------------------------
 
     def set_labels(self, refs: Iterable[str], add: frozenset[str], remove: frozenset[str]) -> None:
+        """Labels written over the version of each message we read only (CONDSTORE's UNCHANGEDSINCE, RFC 7162):
+        a message an agent changed meanwhile is skipped (in `conflicts`), and the next pass reads the agent's
+        change and decides again, instead of this write undoing it. Without CONDSTORE, and on Gmail, plain STOREs."""
         client = self._client()
+        self.conflicts = []
         by_folder: dict[tuple[str, int], list[int]] = {}
         for ref in refs:
             folder, validity, uid = split_ref(ref)
             by_folder.setdefault((folder, validity), []).append(uid)
         for (folder, validity), all_uids in by_folder.items():
-            info = client.select_folder(folder)
+            try:
+                info = client.select_folder(folder)
+            except IMAPClientError:
+                if self._sent_vanished(client, folder):
+                    continue  # warned; its messages are labelled when they are found again
+                raise
             if int(info[b"UIDVALIDITY"]) != validity:
-                continue  # the folder was recreated; a resync will label its messages anew
+                continue  # the folder was recreated; the next pass finds its messages again (Relocation)
             known = {f.decode("utf-8", "replace") if isinstance(f, bytes) else f for f in info.get(b"FLAGS", ())}
             unwanted = {keyword(label).lower() for label in remove}
             drop = sorted(k for k in known if k.lower() in unwanted)  # as the server spells them
+            conditional = self.condstore and not self.gmail and self._floor.get(folder, 0) > 0
             for uids in chunks(all_uids):
-                if self.gmail:
+                if self.gmail:  # whether Gmail honours UNCHANGEDSINCE on X-GM-LABELS is unproven: plain writes
                     if remove:
                         client.remove_gmail_labels(uids, sorted(remove), silent=True)
                     if add:
                         client.add_gmail_labels(uids, sorted(add), silent=True)
                     continue
-                if drop:
-                    client.remove_flags(uids, drop, silent=True)
-                if add:
-                    client.add_flags(uids, sorted(map(keyword, add)), silent=True)
+                if not conditional:
+                    if drop:
+                        client.remove_flags(uids, drop, silent=True)
+                    if add:
+                        client.add_flags(uids, sorted(map(keyword, add)), silent=True)
+                    continue
+                refused: set[int] = set()
+                for op, flags in ((b"-FLAGS", drop), (b"+FLAGS", sorted(map(keyword, add)))):
+                    if flags:
+                        refused |= self._store_unless_changed(client, folder, validity,
+                                                              [u for u in uids if u not in refused], op, flags)
+                for uid in sorted(refused):
+                    ref = make_ref(folder, validity, uid)
+                    log.info("%s: changed by another client since we read it; not relabelled (the next pass reads "
+                             "the change and decides again)", ref)
+                    self.conflicts.append(ref)
+
+    def _store_unless_changed(self, client: imapclient.IMAPClient, folder: str, validity: int, uids: list[int],
+                              op: bytes, flags: list[str]) -> set[int]:
+        """UID STORE (UNCHANGEDSINCE v) op flags, for each message over the version we know of it (the folder's
+        floor, or newer); the versions our writes make are remembered for the next write. The UIDs refused."""
+        floor = self._floor.get(folder, 0)
+        by_version: dict[int, list[int]] = {}
+        for uid in uids:
+            by_version.setdefault(max(floor, self._modseq.get(make_ref(folder, validity, uid), 0)), []).append(uid)
+        refused: set[int] = set()
+        imap = client._imap
+        for version, group in sorted(by_version.items()):
+            imap.untagged_responses.pop("MODIFIED", None)
+            imap.untagged_responses.pop("FETCH", None)
+            # not .SILENT: the FETCH replies carry the new MODSEQ of each message we changed
+            typ, data = imap._simple_command("UID", "STORE", ",".join(map(str, group)), f"(UNCHANGEDSINCE {version})",
+                                             op.decode(), "(" + " ".join(flags) + ")")
+            if typ != "OK":
+                raise MailboxError(f"the server refused to label messages in {folder!r}: {data!r}")
+            modified = b" ".join(m for m in imap.untagged_responses.pop("MODIFIED", []) if isinstance(m, bytes))
+            ranges = uid_ranges(modified)
+            refused |= {uid for uid in group if any(a <= uid <= b for a, b in ranges)}
+            answers = [a for a in imap.untagged_responses.pop("FETCH", []) if isinstance(a, bytes)]
+            for answer in parse_fetch_response(answers, True, False).values() if answers else ():
+                uid = answer.get(b"UID")
+                if isinstance(uid, int) and uid in group and uid not in refused:
+                    self._note_modseq(make_ref(folder, validity, uid), answer)
+        return refused
 
     def send(self, message: EmailMessage, labels: frozenset[str], thread_id: str = "") -> str:
         """Send by SMTP and keep a labelled copy in the sent folder. The copy and the SMTP commit are written
@@ -313,11 +522,17 @@ class ImapMailbox:
         try:
             ref = self._store_copy(message, labels, then=lambda: (transaction.commit(), committed.append(True)))
         except (IMAPClientError, MailboxError, OSError) as exc:
+            folder = self.sent_folder
+            vanished = self.client is not None and self._sent_vanished(self.client, folder)
+            if not committed and vanished:  # warned: the mail goes out without a copy, as with no sent folder
+                transaction.commit()
+                transaction.finish()
+                return ""
             if not committed:
                 transaction.abort()
-                raise MailboxError(f"could not store the sent copy in {self.sent_folder!r}: {exc}") from None
+                raise MailboxError(f"could not store the sent copy in {folder!r}: {exc}") from None
             transaction.finish()  # the SMTP server has it: the mail went out, only the copy is missing
-            log.warning("sent %s, but its copy could not be stored in %r: %s", message["Message-ID"], self.sent_folder, exc)
+            log.warning("sent %s, but its copy could not be stored in %r: %s", message["Message-ID"], folder, exc)
             return ""
         except BaseException:
             transaction.abort()
@@ -364,24 +579,108 @@ class ImapMailbox:
         if not self.sent_folder or message_id in self._unsent:
             return False
         client = self._client()
-        client.select_folder(self.sent_folder, readonly=True)
+        try:
+            client.select_folder(self.sent_folder, readonly=True)
+        except IMAPClientError:
+            if self._sent_vanished(client, self.sent_folder):
+                return False  # warned; no copy can prove a send now
+            raise
         return bool(client.search(["HEADER", "Message-ID", message_id]))
 
-    def wait(self, timeout: float, stop: threading.Event | None = None) -> None:
-        stop = stop or threading.Event()
-        if not self._idle:
-            stop.wait(timeout)
+    # --- the daemon's records (records.py) ------------------------------------------------------
+
+    def _records_folder(self, folder: str, create: bool) -> str | None:
+        """`folder` ("Helpdesk/Records") with the server's hierarchy separator; created when asked and missing."""
+        client = self._client()
+        listed = client.list_folders("", self.imap.folder)
+        separator = listed[0][1] if listed and listed[0][1] else b"/"
+        separator = separator.decode() if isinstance(separator, bytes) else separator
+        name = folder.replace("/", separator)
+        if client.folder_exists(name):
+            return name
+        if not create:
+            return None
+        try:
+            client.create_folder(name)
+        except IMAPClientError as exc:
+            raise MailboxError(f"cannot create the records folder {name!r}: {exc}") from None
+        return name
+
+    def keep_record(self, message: EmailMessage, folder: str) -> None:
+        name = self._records_folder(folder, create=True)
+        try:
+            self._client().append(name, message.as_bytes(policy=email.policy.SMTP), flags=[b"\\Seen"],
+                                  msg_time=datetime.now(UTC))
+        except IMAPClientError as exc:
+            raise MailboxError(f"cannot store a record in {name!r}: {exc}") from None
+
+    def records(self, folder: str) -> Iterator[bytes]:
+        name = self._records_folder(folder, create=False)
+        if name is None:
             return
         client = self._client()
-        client.select_folder(self.imap.folder, readonly=True)
-        deadline = time.monotonic() + min(timeout, 25 * 60)  # RFC 2177: re-issue IDLE well within 29 minutes
-        client.idle()
+        client.select_folder(name, readonly=True)
+        uids = client.search("ALL")
+        for part in chunks(uids, FETCH_CHUNK):
+            for _, data in sorted(client.fetch(part, [b"BODY.PEEK[]"]).items()):
+                if data.get(b"BODY[]") is not None:
+                    yield data[b"BODY[]"]
+
+    def wait(self, timeout: float, stop: threading.Event | None = None) -> None:
+        """IDLE (or sleep) until mail may have come, `timeout` passed, or `stop` is set (looked at every second)."""
+        if stop is not None:
+            self.stop_when(stop)
+        stop = stop or threading.Event()
+        self._quiet.set()
         try:
-            while not stop.is_set() and time.monotonic() < deadline:
-                if client.idle_check(timeout=min(1.0, max(deadline - time.monotonic(), 0.01))):
-                    return  # the server said something: new mail, expunge, flag change
+            if not self._idle:
+                stop.wait(timeout)
+                return
+            client = self._client()
+            client.select_folder(self.imap.folder, readonly=True)
+            deadline = time.monotonic() + min(timeout, 25 * 60)  # RFC 2177: re-issue IDLE well within 29 minutes
+            client.idle()
+            try:
+                while not stop.is_set() and time.monotonic() < deadline:
+                    if client.idle_check(timeout=min(1.0, max(deadline - time.monotonic(), 0.01))):
+                        return  # the server said something: new mail, expunge, flag change
+            finally:
+                client.idle_done()
         finally:
-            client.idle_done()
+            self._quiet.clear()
+
+    # --- stopping -------------------------------------------------------------------------------
+
+    def stop_when(self, stop: threading.Event) -> None:
+        """When `stop` is set (SIGTERM), a pass blocked on a server that does not answer ends within seconds:
+        after STOP_GRACE (for a pass about to end by itself) the IMAP and SMTP connections are cut, except
+        that an SMTP commit in flight gets COMMIT_GRACE for its verdict (cutting it could send the mail twice).
+        wait() calls this; a daemon may call it before its first pass too."""
+        if self._stop is stop:
+            return
+        self._stop = stop
+        self.sender.stop = stop  # no new SMTP attempt, and no retry wait, once stopping
+        threading.Thread(target=self._cut_when_stopped, args=(stop,), name="mailhelpdesk-stop", daemon=True).start()
+
+    def _cut_when_stopped(self, stop: threading.Event) -> None:
+        stop.wait()
+        if self._quiet.wait(STOP_GRACE):
+            return  # waiting (IDLE notices the stop within a second) or closed: nothing is blocked
+        self.interrupt()
+
+    def interrupt(self) -> None:
+        """Cut the connections in use, from another thread: a call blocked on them fails at once."""
+        deadline = time.monotonic() + COMMIT_GRACE
+        while self.sender.committing.is_set() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.sender.interrupt()
+        client = self.client
+        sock = getattr(getattr(client, "_imap", None), "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 def _text(exc: Exception) -> str:

@@ -114,5 +114,12 @@ class LocalMailbox:
         needle = message_id.encode()
         return any(needle in f.read_bytes() for f in (self.path / "Sent").glob("*.eml"))
 
+    def keep_record(self, message: EmailMessage, folder: str) -> None:
+        self.deliver(folder.replace("/", "."), bytes(message), datetime.now(UTC))
+
+    def records(self, folder: str) -> Iterator[bytes]:
+        for file in sorted((self.path / folder.replace("/", ".")).glob("*.eml")):
+            yield file.read_bytes()
+
     def wait(self, timeout: float, stop: threading.Event | None = None) -> None:
         (stop or threading.Event()).wait(timeout)

@@ -1,15 +1,76 @@
-"""Agents act by mail: leading lines such as `#assign bob` in a message to the support address."""
+"""Agents act by mail: leading lines such as `#assign bob` in a message to the support address.
+
+The registry below is the command set: each command declares its name, its argument, its help (per language) and
+its effect once. Parsing, the rejection mail's list (templates/*/command_rejected.txt.j2) and the README's list
+come from it. A new command is one `@command(...)` function here and a line in the README (a test compares them).
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable
 
-from ..config import AgentConfig, CommandsConfig
-from ..model import MessageFacts
+from ..config import AgentConfig, Config, CommandsConfig
+from ..model import HistoryEvent, MessageFacts, Priority, Status, Ticket
+from .. import transitions
 from .authentication import proves, verdict
 
-COMMAND = re.compile(r"^#(close|resolve|reopen|pending|assign|unassign|priority|note)\b[ \t]*(.*)$", re.IGNORECASE)
+
+class CommandProblem(Exception):
+    """A command that cannot be carried out; its message goes into the rejection mail."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """Who runs a command, when, and what it may look at."""
+
+    config: Config
+    who: str
+    when: datetime
+    due: transitions.Due
+
+
+Effect = Callable[[Ticket, str, Run], Ticket]
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    name: str
+    effect: Effect
+    help: dict[str, str]  # by language ("en" always)
+    argument: dict[str, str]  # its placeholder by language ({} when the command takes none)
+
+    def usage(self, language: str = "en") -> str:
+        argument = self.argument.get(language) or self.argument.get("en", "")
+        return f"#{self.name} {argument}".strip()
+
+    def describe(self, language: str = "en") -> str:
+        return self.help.get(language) or self.help["en"]
+
+
+COMMANDS: dict[str, CommandSpec] = {}  # in the order they are listed
+
+
+def command(name: str, help: dict[str, str], argument: dict[str, str] | None = None) -> Callable[[Effect], Effect]:
+    """Register `#name` with its effect: `effect(ticket, argument, run) -> ticket`, raising CommandProblem."""
+
+    def register(effect: Effect) -> Effect:
+        COMMANDS[name] = CommandSpec(name, effect, help, argument or {})
+        return effect
+
+    return register
+
+
+def known_commands(language: str = "en") -> list[dict[str, str]]:
+    """The command list as mail shows it: usage and help, in the helpdesk's language."""
+    return [{"usage": c.usage(language), "help": c.describe(language)} for c in COMMANDS.values()]
+
+
+def readme_list() -> str:
+    """The README's list of commands (between its `<!-- commands -->` markers)."""
+    return "\n".join(f"- `{c.usage()}`: {c.describe()}" for c in COMMANDS.values())
 
 
 @dataclass(frozen=True)
@@ -20,16 +81,68 @@ class Command:
 
 def parse_commands(body: str) -> list[Command]:
     """The commands on the first lines of a body; they stop at the first line that is not one."""
+    names = "|".join(re.escape(name) for name in sorted(COMMANDS, key=len, reverse=True))
+    pattern = re.compile(rf"^#({names})\b[ \t]*(.*)$", re.IGNORECASE)
     commands = []
     for line in body.splitlines():
         line = line.strip()
         if not line and not commands:
             continue
-        found = COMMAND.match(line)
+        found = pattern.match(line)
         if not found:
             break
         commands.append(Command(found.group(1).lower(), found.group(2).strip()))
     return commands
+
+
+def run_commands(ticket: Ticket, commands: list[Command], run: Run) -> Ticket:
+    """Carry out `commands` in order; CommandProblem (none of them then counts) names the one that failed."""
+    for found in commands:
+        ticket = COMMANDS[found.verb].effect(ticket, found.argument, run)
+    return ticket
+
+
+def _status(name: str, status: Status, help: dict[str, str]) -> None:
+    def effect(ticket: Ticket, argument: str, run: Run) -> Ticket:
+        return transitions.set_status(ticket, status, run.when, f"#{name} by {run.who}", run.due)
+
+    command(name, help)(effect)
+
+
+_status("close", Status.CLOSED, {"en": "close the ticket", "ru": "закрыть обращение"})
+_status("resolve", Status.RESOLVED, {"en": "mark it solved (the customer is told)", "ru": "отметить как решённое"})
+_status("reopen", Status.OPEN, {"en": "open it again", "ru": "открыть снова"})
+_status("pending", Status.PENDING, {"en": "wait for the customer", "ru": "перевести в «ждёт клиента»"})
+
+
+@command("assign", {"en": "give the ticket to an agent", "ru": "назначить исполнителя"}, {"en": "NAME", "ru": "ИМЯ"})
+def _assign(ticket: Ticket, argument: str, run: Run) -> Ticket:
+    target = run.config.agent_by_name(argument)
+    if target is None:
+        names = ", ".join(a.name for a in run.config.agents) or "none configured"
+        raise CommandProblem(f"#assign {argument!r}: no such agent (agents: {names})")
+    return transitions.assign(ticket, target.name, run.when, f"#assign by {run.who}")
+
+
+@command("unassign", {"en": "take the agent off the ticket", "ru": "снять исполнителя"})
+def _unassign(ticket: Ticket, argument: str, run: Run) -> Ticket:
+    return transitions.unassign(ticket, run.when, f"#unassign by {run.who}")
+
+
+@command("priority", {"en": "change the priority", "ru": "сменить приоритет"},
+         {"en": "|".join(Priority), "ru": "|".join(Priority)})
+def _priority(ticket: Ticket, argument: str, run: Run) -> Ticket:
+    try:
+        priority = Priority(argument.lower())
+    except ValueError:
+        raise CommandProblem(f"#priority {argument!r}: use urgent, high, normal or low") from None
+    return transitions.set_priority(ticket, priority, run.when, f"#priority by {run.who}", run.due)
+
+
+@command("note", {"en": "add an internal note (never sent to the customer)", "ru": "добавить внутреннюю заметку"},
+         {"en": "TEXT", "ru": "ТЕКСТ"})
+def _note(ticket: Ticket, argument: str, run: Run) -> Ticket:
+    return ticket.log(run.when, HistoryEvent.NOTE, f"{run.who}: {argument}")
 
 
 def trusted_sender(facts: MessageFacts, agent: AgentConfig | None, commands: CommandsConfig) -> tuple[bool, str]:

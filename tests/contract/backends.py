@@ -94,10 +94,11 @@ class GmailBackend:
 
     def all_labels(self) -> dict[str, set[str]]:
         names = {label["id"]: label["name"] for label in self.fake.labels()}
-        return {
+        result = {
             i: {names[lid] for lid in self.fake.message(i)["labelIds"] if names[lid].startswith("Helpdesk/")}
             for i in self.fake.message_ids()
         }
+        return {i: labels for i, labels in result.items() if "Helpdesk/Records" not in labels}  # records are no mail
 
     def agent_relabels(self, ref: str, add: set[str], remove: set[str]) -> None:
         self.fake.set_labels(ref, add=sorted(add), remove=sorted(remove))

@@ -75,6 +75,23 @@ def test_an_idle_pass_costs_one_history_list_call(fake, backend):
     assert fake.quota_units == 2
 
 
+def test_a_new_process_after_a_sending_pass_does_not_download_what_we_sent(fake, backend):
+    """`run --once` after a pass that sent mail: the ids we sent travel with the cursor, so the next process's
+    pass is one history.list, not a messages.get of every mail we sent."""
+    seed(backend)
+    first = backend.helpdesk(lambda: NOW)
+    first.run_pass()
+    assert fake.sent, "the first pass sent acknowledgements"
+    first.close()
+    fake.reset_counters()
+    later = backend.helpdesk(lambda: NOW + timedelta(minutes=1))  # a new process: a new adapter, the saved state
+    report = later.run_pass()
+    counts = fake.call_counts()
+    assert "users.messages.get" not in counts, counts
+    assert report.messages == 0
+    assert later.state.cursors.get("own_sent") == [], "seen once in the history: forgotten"
+
+
 def test_an_expired_history_id_recovers_without_duplicates_or_second_sends(fake, backend):
     refs = seed(backend)
     desk = backend.helpdesk(lambda: NOW)

@@ -1,0 +1,89 @@
+"""What every rule and duty may look at besides the state: the config and what is derived from it once (labels,
+business calendar, mail factory, who counts as an agent). Built once per config; it replaces the engine's `self`."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .config import Config, calendar
+from .labels import LabelScheme, scheme_for
+from .mail import MailFactory
+from .model import Incoming, Plan, SetLabels, Ticket, ref_key, thread_key
+from .rules.senders import FREE_MAIL, normalise_address, organisation, same_sender
+from .rules.threading import takes_part
+
+
+@dataclass(frozen=True)
+class Context:
+    config: Config
+    labels: LabelScheme
+    calendar: Any  # sla.BusinessCalendar
+    mail: MailFactory
+    free_mail: frozenset[str]
+    agent_addresses: frozenset[str]
+    known_keys: dict[str, str] = field(default_factory=dict)  # rebuild: Message-ID of a request -> its key
+
+    @classmethod
+    def of(cls, config: Config, known_keys: dict[str, str] | None = None) -> Context:
+        cal = calendar(config)
+        support = config.support_address
+        return cls(config=config, labels=scheme_for(config), calendar=cal, mail=MailFactory(config, cal),
+                   free_mail=frozenset(FREE_MAIL | {d.strip().lower() for d in config.helpdesk.free_mail_domains}),
+                   agent_addresses=frozenset(normalise_address(a) for a in [support, *(a.email for a in config.agents)]),
+                   known_keys=dict(known_keys or {}))
+
+    @property
+    def support(self) -> str:
+        return self.config.support_address
+
+    # --- who ----------------------------------------------------------------------------------------------
+
+    def is_agent(self, incoming: Incoming) -> bool:
+        sender = incoming.facts.sender
+        return incoming.folder_role == "sent" or sender == self.support or self.config.agent_by_email(sender) is not None
+
+    def who(self, incoming: Incoming) -> str:
+        agent = self.config.agent_by_email(incoming.facts.sender)
+        return agent.name if agent else incoming.facts.sender
+
+    def takes_part(self, ticket: Ticket, incoming: Incoming) -> bool:
+        """May this message join `ticket`'s conversation? (PRODUCT.md, Threading 1)"""
+        return self.is_agent(incoming) or takes_part(ticket, incoming.facts.sender, self.agent_addresses, self.free_mail)
+
+    def may_attach(self, ticket: Ticket, incoming: Incoming) -> bool:
+        """Participants join; automatic mail about the conversation (an out-of-office to our acknowledgement,
+        whoever's) is attached as information, which changes nothing else (PRODUCT.md, Mail that is not from a person)."""
+        return bool(incoming.facts.automatic) or self.takes_part(ticket, incoming)
+
+    def customer_side(self, ticket: Ticket, address: str) -> bool:
+        """The customer, or a colleague at the customer's organisation."""
+        org = organisation(ticket.customer, self.free_mail)
+        return same_sender(address, ticket.customer) or bool(org) and organisation(address, self.free_mail) == org
+
+    # --- time ---------------------------------------------------------------------------------------------
+
+    def due(self, ticket: Ticket, since: datetime) -> datetime:
+        """When a wait that started at `since` is due, at the ticket's priority."""
+        return self.calendar.add_target(since, self.config.first_response_target(ticket.priority))
+
+    # --- what every plan that touches a ticket does -------------------------------------------------------
+
+    def index_message(self, plan: Plan, ticket: Ticket, incoming: Incoming, thread: bool = True) -> None:
+        """The message, its place (and its provider thread) lead to `ticket`."""
+        plan.index[incoming.facts.message_id] = ticket.key
+        plan.index[ref_key(incoming.ref)] = ticket.key
+        if thread and incoming.thread_id:
+            plan.index[thread_key(incoming.thread_id)] = ticket.key
+
+    def sync_labels(self, plan: Plan, ticket: Ticket, now: datetime) -> Ticket:
+        """Label the ticket's messages: all of them when its labels changed, else only new ones."""
+        desired = self.labels.for_ticket(ticket, now)
+        refs = ticket.refs if desired != frozenset(ticket.labels_applied) else ticket.unlabelled
+        if refs:
+            plan.actions.append(SetLabels(tuple(refs), desired, self.labels.all() - desired, ticket.key))
+        if refs or ticket.unlabelled:
+            ticket = plan.put(dataclasses.replace(ticket, labels_applied=tuple(sorted(desired)), unlabelled=()))
+        return ticket

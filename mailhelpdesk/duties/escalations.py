@@ -1,0 +1,41 @@
+"""The escalation ladder (rules/escalation.py) taken: warn the assignee, remind at the breach, tell the lead(s)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ..context import Context
+from ..model import HistoryEvent, Plan, State, Tick
+from ..rules.escalation import due_steps
+from ..sla import parse_duration
+from . import isolated
+
+NAME = "escalations"
+DESCRIPTION = "each step of the escalation ladder a waiting ticket reached: recorded once, mailed when recent"
+
+
+def decide(ctx: Context, state: State, tick: Tick, now: datetime) -> Plan:
+    plan = Plan()
+    sla = ctx.config.sla
+    leads = tuple(sla.escalate_to)
+    escalate_after = parse_duration(sla.escalate_after)
+    for ticket in state.tickets.values():
+        with isolated(plan, ticket, NAME, now):
+            steps = due_steps(ticket, sla.warn_at, escalate_after, bool(leads), ctx.calendar, now,
+                              quiet=tick.first_run)
+            if not steps:
+                continue
+            for step in steps:
+                ticket = ticket.log(now, HistoryEvent.escalation(step.name),
+                                    "" if step.announce else "backlog, not mailed",
+                                    escalations=ticket.escalations + (step.name,))
+                if not step.announce:
+                    continue
+                agent = ctx.config.agent_by_name(ticket.assignee or "")
+                recipients = leads if step.name == "lead" or agent is None else (agent.email,)
+                for to in recipients:
+                    plan.actions.append(ctx.mail.reminder(ticket, step.name, to, now))
+            plan.put(ticket)
+            plan.notes.append(f"{ticket.key}: escalation {', '.join(s.name for s in steps)}")
+            ctx.sync_labels(plan, ticket, now)
+    return plan

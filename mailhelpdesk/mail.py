@@ -1,0 +1,142 @@
+"""The mail factory: every mail we send is built here, one builder per `MailKind`. Each sets the stable key that
+makes it exactly-once, the Message-ID derived from that key, the subject (with the ticket key, or Gmail's thread
+subject), the thread headers and `Auto-Submitted`, and renders its template. Pure: `now` is passed in."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Iterable
+from urllib.parse import quote
+
+from .config import Config
+from .model import TO_CUSTOMER, MailKind, MessageFacts, SendMail, State, Ticket
+from .rules.commands import known_commands
+from .rules.rating import RATINGS
+from .sla import describe_due
+from .templates import Rendered, render
+
+OUR_ID_PREFIX = "<mhd."  # every Message-ID we make starts so (see `message_id`)
+ANSWERS = frozenset({MailKind.ACKNOWLEDGEMENT, MailKind.RESOLUTION, MailKind.COMMAND_REJECTED})  # the rest: notices
+
+
+def hours_text(delta: timedelta) -> str:
+    """`3 h 05 min`, `40 min`: how long, as mail shows it."""
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
+@dataclass(frozen=True)
+class MailFactory:
+    config: Config
+    calendar: Any  # sla.BusinessCalendar
+
+    @property
+    def support(self) -> str:
+        return self.config.support_address
+
+    # --- what every mail has ------------------------------------------------------------------------------
+
+    def message_id(self, key: str) -> str:
+        """Deterministic Message-ID for a send: a retry after a crash produces the same id."""
+        domain = self.support.rsplit("@", 1)[1]
+        digest = hashlib.sha256(f"{key}|{self.support}".encode()).hexdigest()[:16]
+        # short enough that "Message-ID: <...>" fits one 78-character line: a folded id trips up naive parsers
+        room = max(0, 78 - len("Message-ID: <mhd..@>") - len(digest) - len(domain))
+        readable = re.sub(r"[^A-Za-z0-9-]+", ".", key)[:room].strip(".")
+        return f"{OUR_ID_PREFIX}{readable}.{digest}@{domain}>" if readable else f"{OUR_ID_PREFIX}{digest}@{domain}>"
+
+    def render(self, name: str, context: dict) -> Rendered:
+        h = self.config.helpdesk
+        return render(name, context, str(self.config.resolve(h.templates_dir)) if h.templates_dir else "", h.language)
+
+    def context_base(self, now: datetime) -> dict:
+        return {"helpdesk": self.config.helpdesk, "now": now, "tz": self.config.helpdesk.tz}
+
+    def context(self, ticket: Ticket, now: datetime) -> dict:
+        h = self.config.helpdesk
+        due_text = describe_due(ticket.due_at, now, h.tz, h.language) if ticket.due_at else ""
+        return dict(self.context_base(now), ticket=ticket, due_text=due_text)
+
+    def link(self, ticket: Ticket) -> str:
+        """Where an agent opens the conversation: a Gmail link on Gmail, else a search for the key."""
+        if self.config.mailbox.backend == "gmail" and ticket.thread_ids:
+            return f"https://mail.google.com/mail/u/{self.support}/#all/{ticket.thread_ids[0]}"
+        return f"search your mail client for {ticket.key} (subject tag [{ticket.key}])"
+
+    def _mail(self, kind: MailKind, key: str, to: str, rendered: Rendered, *, ticket: Ticket | None = None,
+              in_reply_to: str = "", references: Iterable[str] = (), html: bool = True) -> SendMail:
+        """The one constructor. Mail to the customer goes into the ticket's provider thread; answers to a message
+        are `auto-replied`, notices nobody asked for `auto-generated` (RFC 3834)."""
+        thread_id = ticket.thread_ids[0] if kind in TO_CUSTOMER and ticket and ticket.thread_ids else ""
+        subject = rendered.subject
+        if thread_id and self.config.mailbox.backend == "gmail":
+            # Gmail files a reply into a thread only when its subject matches the thread's ("Re: " aside),
+            # so there the key stays in the body and our X-Mailhelpdesk-Ticket header, not in the subject
+            subject = f"Re: {ticket.subject}"  # type: ignore[union-attr]
+        return SendMail(key=key, kind=kind, to=to, subject=subject, body=rendered.text,
+                        html=rendered.html if html else None, message_id=self.message_id(key),
+                        ticket=ticket.key if ticket else "", in_reply_to=in_reply_to, references=tuple(references),
+                        auto_submitted="auto-replied" if kind in ANSWERS else "auto-generated", thread_id=thread_id)
+
+    # --- the kinds ------------------------------------------------------------------------------------------
+
+    def acknowledgement(self, ticket: Ticket, now: datetime) -> SendMail:
+        first = ticket.message_ids[0]
+        rendered = self.render(self.config.autoreply.template, self.context(ticket, now))
+        return self._mail(MailKind.ACKNOWLEDGEMENT, f"ack:{ticket.key}", ticket.customer, rendered, ticket=ticket,
+                          in_reply_to=first, references=(first,))
+
+    def ack_message_id(self, ticket_key: str) -> str:
+        return self.message_id(f"ack:{ticket_key}")
+
+    def reminder(self, ticket: Ticket, step: str, to: str, now: datetime) -> SendMail:
+        key = f"{step}:{ticket.key}:{ticket.due_at:%Y%m%dT%H%M}:{to}"  # a new due time (wait, priority): a new ladder
+        since = ticket.waiting_since or ticket.created_at
+        context = dict(self.context(ticket, now), step=step, waited=hours_text(self.calendar.elapsed(since, now)),
+                       waited_wall=hours_text(now - since), link=self.link(ticket),
+                       target=self.config.sla.first_response.get(ticket.priority.value, "24h"))
+        first = ticket.message_ids[0]
+        return self._mail(MailKind.escalation(step), key, to, self.render("reminder", context), ticket=ticket,
+                          in_reply_to=first, references=(first,), html=False)
+
+    def resolution_key(self, ticket: Ticket) -> str:
+        return f"resolution:{ticket.key}:{ticket.resolved_at:%Y%m%dT%H%M%S}"
+
+    def resolution(self, ticket: Ticket, key: str, now: datetime) -> SendMail:
+        def link(rating: str) -> str:
+            subject = f"[{ticket.key}] rating: {rating}"
+            return f"mailto:{self.support}?subject={quote(subject)}&body={quote('(you may add a comment here)')}"
+
+        context = dict(self.context(ticket, now), ask_rating=self.config.resolution.ask_rating,
+                       ratings={r: link(r) for r in RATINGS}, close_after=self.config.resolution.close_after)
+        rendered = self.render(self.config.resolution.template, context)
+        last = next((m for m in reversed(ticket.message_ids) if not m.startswith(OUR_ID_PREFIX)), ticket.message_ids[0])
+        return self._mail(MailKind.RESOLUTION, key, ticket.customer, rendered, ticket=ticket, in_reply_to=last,
+                          references=ticket.message_ids[:20])
+
+    def assignment(self, state: State, ticket: Ticket, now: datetime) -> SendMail:
+        agent = self.config.agent_by_name(ticket.assignee or "")
+        assert agent is not None
+        earlier = sorted((t for t in state.tickets.values() if t.customer == ticket.customer and t.key != ticket.key),
+                         key=lambda t: t.created_at, reverse=True)[:10]
+        rendered = self.render("assigned", dict(self.context(ticket, now), agent=agent, earlier=earlier))
+        return self._mail(MailKind.ASSIGNMENT, f"assigned:{ticket.key}:{agent.name}", agent.email, rendered,
+                          ticket=ticket)
+
+    def command_rejected(self, facts: MessageFacts, to: str, problem: str, commands: list[str]) -> SendMail:
+        rendered = self.render("command_rejected", {
+            "helpdesk": self.config.helpdesk, "problem": problem, "subject": facts.subject, "commands": commands,
+            "known": known_commands(self.config.helpdesk.language),
+        })
+        return self._mail(MailKind.COMMAND_REJECTED, f"rejected:{facts.message_id}", to, rendered,
+                          in_reply_to=facts.message_id, references=(facts.message_id,), html=False)
+
+    def digest(self, kind: MailKind, to: str, day: date | None, now: datetime, extra: dict) -> SendMail:
+        """A digest, a lead's digest or a first run's backlog summary (its template: the kind's value, `_` for ` `)."""
+        template = kind.value.replace(" ", "_")
+        key = f"{template}:{to}:{day.isoformat()}" if day else f"{template}:{to}"
+        context = dict(self.context_base(now), day=day, now=now, link=self.link, **extra)
+        return self._mail(kind, key, to, self.render(template, context))

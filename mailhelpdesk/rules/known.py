@@ -1,0 +1,59 @@
+"""A message we already know (a re-delivery, or found again elsewhere): only make sure it is indexed and labelled."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from datetime import datetime
+
+from ..context import Context
+from ..model import IGNORED_PREFIX, Incoming, Plan, SetLabels, State, Ticket, ref_key
+from .senders import same_sender
+
+NAME = "known"
+DESCRIPTION = "a message we already know: re-delivered or found again, only indexed and labelled"
+
+REUSED_ID_DOMAIN = "@reused-id.mailhelpdesk>"
+
+
+def decide(ctx: Context, state: State, incoming: Incoming, now: datetime) -> Plan | None:
+    message_id = incoming.facts.message_id
+    plan = Plan()
+    ticket = state.ticket_of(message_id)
+    if ticket is not None:
+        if incoming.ref not in ticket.refs:
+            ticket = plan.put(ticket.with_message(message_id, incoming.ref, thread_id=incoming.thread_id))
+            ctx.index_message(plan, ticket, incoming)
+            plan.notes.append(f"{ticket.key}: known message {message_id} found again at {incoming.ref}")
+        ctx.sync_labels(plan, ticket, now)
+        return plan
+    ignored = state.ignored.get(message_id)
+    if ignored is not None:
+        if incoming.ref != ignored.ref and incoming.folder_role == "inbox":
+            plan.index[ref_key(incoming.ref)] = IGNORED_PREFIX + message_id
+            plan.actions.append(SetLabels((incoming.ref,), frozenset({ctx.labels.ignored}), frozenset()))
+        return plan
+    return None
+
+
+def distinct(ctx: Context, state: State, incoming: Incoming) -> Incoming:
+    """Broken clients reuse Message-IDs (`<1@localhost>`): a known id from another sender with another subject is
+    another message, not a re-delivery (PRODUCT.md, Threading). It gets an id of its own, derived from the reused
+    id, its sender and its subject (so that its own re-delivery is recognised)."""
+    if not _another_message(ctx, state, state.ticket_of(incoming.facts.message_id), incoming):
+        return incoming
+    facts = incoming.facts
+    digest = hashlib.sha256(f"{facts.message_id}|{facts.sender}|{facts.subject}".encode()).hexdigest()[:32]
+    return dataclasses.replace(incoming, facts=dataclasses.replace(facts, message_id=f"<{digest}{REUSED_ID_DOMAIN}"))
+
+
+def _another_message(ctx: Context, state: State, ticket: Ticket | None, incoming: Incoming) -> bool:
+    facts = incoming.facts
+    if facts.message_id.endswith(REUSED_ID_DOMAIN) or state.is_ours(facts.message_id) or ctx.is_agent(incoming):
+        return False
+    if ticket is not None:
+        if any(same_sender(facts.sender, p) for p in (ticket.customer, *ticket.participants)):
+            return False
+        return facts.title != ticket.subject
+    ignored = state.ignored.get(facts.message_id)
+    return ignored is not None and not same_sender(facts.sender, ignored.sender) and facts.subject != ignored.subject

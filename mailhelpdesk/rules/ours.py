@@ -1,0 +1,25 @@
+"""Mail the daemon sent itself, found in the sent folder: never an agent's reply."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ..context import Context
+from ..model import Incoming, Plan, State
+
+NAME = "ours"
+DESCRIPTION = "our own sent copy: joins its ticket, answers nothing"
+
+
+def decide(ctx: Context, state: State, incoming: Incoming, now: datetime) -> Plan | None:
+    facts = incoming.facts
+    if not (state.is_ours(facts.message_id) or (facts.ours and facts.sender == ctx.support)):
+        return None
+    plan = Plan()
+    record = state.sent.get(facts.message_id)
+    ticket = state.tickets.get(record.ticket if record else facts.ours)
+    if ticket is not None:
+        ticket = plan.put(ticket.with_message(facts.message_id, incoming.ref, thread_id=incoming.thread_id))
+        ctx.index_message(plan, ticket, incoming, thread=False)
+        ctx.sync_labels(plan, ticket, now)
+    return plan

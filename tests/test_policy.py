@@ -1,0 +1,161 @@
+"""The policy as a table (policy.py), the command registry, one overdue truth, and a duty that survives a bad ticket."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import re
+from datetime import timedelta
+from pathlib import Path
+
+from mailhelpdesk import digest, policy
+from mailhelpdesk.model import HistoryEvent, MailKind, SendMail, Status
+from mailhelpdesk.rules import commands
+from mailhelpdesk.sla_state import sla_state
+from test_workflow import FRIDAY_EVENING, SHARED_ACCOUNT_REPLY, at, command_mail, question, reminders, workflow_desk
+
+ROOT = Path(__file__).parent.parent
+PACKAGE = ROOT / "mailhelpdesk"
+
+
+def test_every_rule_and_duty_is_a_module_with_a_name_a_description_and_decide():
+    tables = (policy.MESSAGE_RULES, policy.LABEL_RULES, policy.TIMED_DUTIES)
+    for module in (m for table in tables for m in table):
+        assert module.NAME and "\n" not in module.DESCRIPTION and callable(module.decide), module.__name__
+    assert [m.NAME for m in policy.MESSAGE_RULES] == ["known", "ours", "command", "in ticket", "not a request",
+                                                      "new ticket"]
+    assert [m.NAME for m in policy.TIMED_DUTIES] == ["acknowledgement limits", "acknowledgements", "escalations",
+                                                     "resolutions", "auto-close", "digests"]
+    assert len((PACKAGE / "policy.py").read_text().splitlines()) <= 80  # one screen
+
+
+def _imports(path: Path) -> set[str]:
+    """The package modules a module imports at its top level (imports inside functions are not edges)."""
+    package = path.relative_to(ROOT).with_suffix("").parts
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package[: len(package) - node.level] if path.name != "__init__.py" else package[: len(package) - node.level + 1]
+            stem = ".".join(base + ((node.module,) if node.module else ()))
+            names.add(stem)
+            names.update(f"{stem}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mailhelpdesk"):
+            names.add(node.module)
+    return names
+
+
+def test_the_core_has_no_import_cycles():
+    modules = {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
+               for p in PACKAGE.rglob("*.py")}
+    graph = {name: {m for m in _imports(path) if m in modules and m != name} for name, path in modules.items()}
+    core = ["mailhelpdesk.engine", "mailhelpdesk.policy", "mailhelpdesk.digest", "mailhelpdesk.mail"]
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in graph.get(todo.pop(), ()):
+                if nxt == goal:
+                    return True
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return False
+
+    assert not [m for m in core if reaches(m, m)]
+    assert not reaches("mailhelpdesk.digest", "mailhelpdesk.engine")
+
+
+# --- commands: one registry ---------------------------------------------------------------------------------------
+
+
+def test_the_readme_lists_exactly_the_registered_commands():
+    readme = (ROOT / "README.md").read_text()
+    listed = re.search(r"<!-- commands:.*?-->\n(.*?)\n\s*<!-- /commands -->", readme, re.S).group(1)
+    assert [line.strip() for line in listed.splitlines()] == commands.readme_list().splitlines()
+
+
+def test_a_new_command_is_one_registration(monkeypatch):
+    """The "done when" of issue 12: a command declared through the registry alone is parsed, carried out, and
+    listed in the rejection mail (the README line is the second file; the test above keeps it honest)."""
+    monkeypatch.setattr(commands, "COMMANDS", dict(commands.COMMANDS))
+
+    @commands.command("snooze", {"en": "wait for the customer for a while", "ru": "отложить"}, {"en": "DAYS"})
+    def snooze(ticket, argument, run):
+        if not argument.isdigit():
+            raise commands.CommandProblem(f"#snooze {argument!r}: a number of days")
+        return ticket.log(run.when, HistoryEvent.NOTE, f"snoozed for {argument} days by {run.who}",
+                          status=Status.PENDING, waiting_since=None)
+
+    assert commands.parse_commands("#snooze 3\n#note hi") == [commands.Command("snooze", "3"),
+                                                             commands.Command("note", "hi")]
+    desk = workflow_desk()
+    desk.feed(question(at(19, 9)), now=at(19, 9))
+    desk.feed(command_mail("alice@shop.example", "#snooze 3"), now=at(19, 10))
+    assert desk.ticket().status == Status.PENDING
+    assert desk.ticket().history[-1].detail == "snoozed for 3 days by Alice"
+    desk.feed(command_mail("alice@shop.example", "#snooze soon"), now=at(19, 11))
+    (rejected,) = desk.sends(MailKind.COMMAND_REJECTED)
+    assert "#snooze 'soon': a number of days" in rejected.body
+    assert "#snooze DAYS" in rejected.body and "wait for the customer for a while" in rejected.body
+    assert "#assign NAME" in rejected.body  # the whole list, from the registry
+
+
+# --- one overdue truth (issue 12's two reproduced disagreements) --------------------------------------------------
+
+
+def _agree(desk, now):
+    ticket = desk.ticket()
+    overdue = sla_state(ticket, now).overdue
+    assert ("Helpdesk/Overdue" in desk.engine.labels.for_ticket(ticket, now)) == overdue == digest.overdue(ticket, now)
+    return overdue
+
+
+def test_a_ticket_raised_to_urgent_is_due_sooner_everywhere_at_once():
+    desk = workflow_desk()
+    desk.feed(question(at(19, 9)), now=at(19, 9))
+    normal_due = desk.ticket().due_at
+    desk.feed(command_mail("alice@shop.example", "#priority urgent").replace(b"10:00:00", b"09:15:00"), now=at(19, 9, 15))
+    urgent_due = desk.ticket().due_at
+    assert urgent_due < normal_due and urgent_due == at(19, 10)  # 1 business hour from the wait's start at 9:00
+    for now in (at(19, 9, 30), at(19, 10, 1), at(19, 13)):
+        desk.tick(now)
+        overdue = _agree(desk, now)
+        assert overdue == bool(reminders(desk, "escalation breach")) == ("Helpdesk/Overdue" in desk.ticket().labels_applied)
+    assert overdue
+
+
+def test_a_reopened_ticket_that_breached_before_is_not_overdue_until_its_new_due_time():
+    desk = workflow_desk()
+    desk.feed(question(FRIDAY_EVENING), now=FRIDAY_EVENING)
+    desk.tick(at(21, 16))
+    assert _agree(desk, at(21, 16)) and "Helpdesk/Overdue" in desk.ticket().labels_applied
+    desk.feed(SHARED_ACCOUNT_REPLY, folder_role="sent", now=at(21, 16, 31))
+    again = question(at(22, 10), message_id="<wf2@customer.example>", subject="Re: Export fails").replace(
+        b"\r\n\r\n", b"\r\nIn-Reply-To: <wf-reply@shop.example>\r\n\r\n", 1)
+    desk.feed(again, now=at(22, 10, 1))
+    ticket = desk.ticket()
+    assert ticket.status == Status.OPEN and ticket.due_at > at(22, 10, 1) and ticket.escalations == ()
+    assert not _agree(desk, at(22, 10, 1)) and "Helpdesk/Overdue" not in ticket.labels_applied
+    desk.tick(at(22, 10, 2))
+    assert "Helpdesk/Overdue" not in desk.ticket().labels_applied
+    assert sla_state(desk.ticket(), at(22, 10, 2)).breached  # it did breach once: reports still count it
+
+
+# --- a duty goes on past a bad ticket -----------------------------------------------------------------------------
+
+
+def test_one_bad_ticket_in_a_duty_is_recorded_and_the_others_go_on():
+    desk = workflow_desk()
+    desk.feed(question(at(19, 9)), now=at(19, 9))
+    desk.feed(question(at(19, 9), message_id="<wf9@customer.example>", sender="ben@other.example"), now=at(19, 9))
+    broken = dataclasses.replace(desk.ticket("HD-1"), message_ids=())  # nothing to answer: the builder fails
+    desk.state.tickets["HD-1"] = broken
+    plan = desk.tick(at(19, 9, 1))
+    acks = [a for a in plan.actions if isinstance(a, SendMail) and a.kind == MailKind.ACKNOWLEDGEMENT]
+    assert [a.ticket for a in acks] == ["HD-2"]
+    assert desk.ticket("HD-1").history[-1].what == HistoryEvent.DUTY_FAILED
+    assert any(n.startswith("error: HD-1: acknowledgements: IndexError") for n in plan.notes)
+    desk.tick(at(19, 9, 2))  # the same failure again is not written twice
+    assert sum(h.what == HistoryEvent.DUTY_FAILED for h in desk.ticket("HD-1").history) == 1
+    assert desk.ticket("HD-1").ack_wanted  # nothing decided for it: tried again when it can be
+    assert timedelta(0) <= at(19, 9, 2) - desk.ticket("HD-2").created_at
