@@ -21,7 +21,7 @@ from .effects import Effects, coalesce_labels, describe
 from .engine import Engine
 from .errors import LockError, MailboxError, StateFileError, StateLostError, StoreError
 from .mailbox import open_mailbox
-from .mailbox.base import Mailbox
+from .mailbox.base import Mailbox, relocate, stop_on
 from .model import Action, Incoming, SendMail, SetLabels, State
 from .parse import parse_message
 from .store import Store
@@ -82,6 +82,8 @@ class Helpdesk:
         state = self.state
         since = now - timedelta(days=self.config.imap.import_days)
         changes = self.mailbox.changes(state.cursors, since)
+        state.merge(relocate(state, changes.relocations))  # a folder whose UIDVALIDITY changed: same mail, new refs
+        report.notes += changes.notes
         actions: list[Action] = []
         incoming: list[Incoming] = []
         for seen, raw in enumerate(changes.messages, 1):
@@ -296,6 +298,7 @@ class InstanceLock:
 def serve(helpdesk: Helpdesk, on_report: Callable[[PassReport], None], stop: threading.Event | None = None) -> None:
     """The daemon: a pass, then wait for mail (IDLE) or the poll interval; reconnect with backoff on faults."""
     stop = stop or threading.Event()
+    stop_on(helpdesk.mailbox, stop)  # SIGTERM cuts blocked IMAP/SMTP calls short, also in the first pass
 
     def request_stop(signum: int, frame: object) -> None:
         log.info("stopping (signal %d)", signum)

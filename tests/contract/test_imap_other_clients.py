@@ -146,19 +146,6 @@ def support_folder_config(account, sink, tmp_path: Path):
     return config_from_dict(data, tmp_path / "mailhelpdesk.toml")
 
 
-def with_relocation(desk: Helpdesk) -> None:
-    """What the daemon does right after `changes()` (the pure mailbox.base.relocate, merged into the state);
-    doing it twice changes nothing, so this stays right once daemon.py makes the same call."""
-    changes = desk.mailbox.changes
-
-    def relocating(cursor, since):
-        found = changes(cursor, since)
-        desk.state.merge(relocate(desk.state, found.relocations))
-        return found
-
-    desk.mailbox.changes = relocating
-
-
 def acknowledgements(sink) -> list[str]:
     return sorted(str(m.message["To"]) for m in sink.messages if m.message["X-Mailhelpdesk-Kind"] == "acknowledgement")
 
@@ -184,8 +171,7 @@ def test_after_a_uidvalidity_change_old_tickets_are_found_again_by_message_id(im
     client.create_folder("Support")
     config = support_folder_config(imap_account, smtp_sink, tmp_path)
     clock = Clock(T0)
-    desk = Helpdesk(config, clock=clock)
-    with_relocation(desk)
+    desk = Helpdesk(config, clock=clock)  # the daemon re-maps refs after a UIDVALIDITY change (run_pass)
     desk.run_pass()
     for n in (1, 2, 3):
         imap_account.append("Support", customer_mail(n, T0, who=f"c{n}@customer{n}.example"), when=T0)
