@@ -531,6 +531,10 @@ def show_status(config_path: Path, echo: Callable[[str], None], now: datetime | 
              f"requests not acknowledged ([autoreply] max_per_hour = {limited.get('limit', '?')}); a flood or a "
              f"mail loop? see `mailhelpdesk tickets`")
     echo(sending_line(config, state, now))
+    broken = state.cursors.get("template_error") or {}
+    if broken.get("at") and now - datetime.fromisoformat(broken["at"]) < timedelta(hours=24):
+        echo(f"TEMPLATE ERROR at {broken['at']}: {broken.get('error', '?')}; fix it (`mailhelpdesk check` names "
+             "every broken template)")
     if health.get("last_error"):
         echo(f"last error: {health['last_error']} (at {health.get('last_error_at', '?')})")
     if health.get("unsaved"):

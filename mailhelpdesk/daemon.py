@@ -131,11 +131,12 @@ class Helpdesk:
             self.state = self.store.load()  # forget what this pass decided
             return report
         actions += digest_request.take(self.engine, state, now, self.store.path)  # `digest --send` while we run
+        effects = Effects(self.config, self.mailbox, self.save)
+        effects.enqueue(state, actions, now)  # any save from here on keeps the sends with the decisions
         if self._state_missing:  # from the first action on, the state file exists: a restart is no lost state
             self.save()
             self._state_missing = False
         recorded = self._keep_records(state, now)  # before any mail shows a key (records.py)
-        effects = Effects(self.config, self.mailbox, self.save)
         outbox = any(not r.done for r in state.sent.values())
         report.done = effects.apply(state, actions, now)
         moved = any(state.cursors.get(k) != v for k, v in changes.cursor.items())

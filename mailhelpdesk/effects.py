@@ -62,6 +62,15 @@ class Effects:
         self.config = config
         self.mailbox = mailbox
         self.checkpoint = checkpoint  # saves the state: called before each send (the intent record)
+        self.fresh: set[str] = set()  # Message-IDs queued by this pass (no earlier attempt can have left a copy)
+
+    def enqueue(self, state: State, actions: list[Action], now: datetime) -> None:
+        """Every send of the pass into the outbox (in memory): whatever saves the state from now on saves the
+        intents with the decisions that made them (a ticket marked acknowledged has its acknowledgement queued)."""
+        for mail in (a for a in actions if isinstance(a, SendMail)):
+            if mail.message_id not in state.sent:
+                state.sent[mail.message_id] = SentRecord(mail.key, mail.message_id, mail.to, mail.kind, mail.ticket, now, mail=mail)
+                self.fresh.add(mail.message_id)
 
     def apply(self, state: State, actions: list[Action], now: datetime) -> list[str]:
         """Labels first (so no saved state claims labels that are not there); then every send is written to
@@ -70,11 +79,8 @@ class Effects:
         for action in coalesce_labels(actions):
             self.mailbox.set_labels(action.refs, action.add, action.remove)
             done.append(describe(action))
-        fresh = set()
-        for mail in (a for a in actions if isinstance(a, SendMail)):
-            if mail.message_id not in state.sent:
-                state.sent[mail.message_id] = SentRecord(mail.key, mail.message_id, mail.to, mail.kind, mail.ticket, now, mail=mail)
-                fresh.add(mail.message_id)
+        self.enqueue(state, actions, now)
+        fresh = self.fresh
         outbox = [r for r in state.sent.values() if not r.done and r.mail is not None]
         if outbox:
             # the intents are on disk before any mail leaves; when the state cannot be saved (a full disk, a

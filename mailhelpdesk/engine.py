@@ -13,6 +13,8 @@ from .config import Config
 from .context import Context
 from .model import Incoming, Plan, Priority, State, Ticket
 
+TEMPLATE_ERROR = "template_error"  # the state cursor `status` reads: the last user template that failed to render
+
 
 class Engine:
     """Decides what the helpdesk does. Built once per config; every method is pure."""
@@ -26,15 +28,23 @@ class Engine:
 
     def on_message(self, state: State, incoming: Incoming, now: datetime) -> Plan:
         """One message found in the mailbox: the message rules, in order; the first that answers wins."""
-        return policy.on_message(self.ctx, state, incoming, now)
+        return self._noted(policy.on_message(self.ctx, state, incoming, now), now)
 
     def on_labels(self, state: State, changes: Iterable[tuple[str, frozenset[str]]], now: datetime) -> Plan:
         """Agents changed labels in their mail client."""
-        return policy.on_labels(self.ctx, state, changes, now)
+        return self._noted(policy.on_labels(self.ctx, state, changes, now), now)
 
     def on_tick(self, state: State, now: datetime) -> Plan:
         """The timed duties, in order."""
-        return policy.on_tick(self.ctx, state, now)
+        return self._noted(policy.on_tick(self.ctx, state, now), now)
+
+    def _noted(self, plan: Plan, now: datetime) -> Plan:
+        """A user's template that failed (the packaged one was used): kept in the state for `status`."""
+        problems = self.mail.take_problems()
+        if problems:
+            plan.cursors[TEMPLATE_ERROR] = {"at": now.isoformat(), "error": problems[-1], "count": len(problems)}
+            plan.notes.extend(f"template error: {p}" for p in dict.fromkeys(problems))
+        return plan
 
     # what callers outside the core ask of it
 

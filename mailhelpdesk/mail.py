@@ -5,8 +5,9 @@ subject), the thread headers and `Auto-Submitted`, and renders its template. Pur
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Iterable
 from urllib.parse import quote
@@ -16,7 +17,8 @@ from .model import TO_CUSTOMER, MailKind, MessageFacts, SendMail, State, Ticket
 from .rules.commands import known_commands
 from .rules.rating import RATINGS
 from .sla import describe_due
-from .templates import Rendered, render
+from .errors import ConfigError
+from .templates import Rendered, UnsafeTemplate, render
 
 OUR_ID_PREFIX = "<mhd."  # every Message-ID we make starts so (see `message_id`)
 ANSWERS = frozenset({MailKind.ACKNOWLEDGEMENT, MailKind.RESOLUTION, MailKind.COMMAND_REJECTED})  # the rest: notices
@@ -48,9 +50,35 @@ class MailFactory:
         readable = re.sub(r"[^A-Za-z0-9-]+", ".", key)[:room].strip(".")
         return f"{OUR_ID_PREFIX}{readable}.{digest}@{domain}>" if readable else f"{OUR_ID_PREFIX}{digest}@{domain}>"
 
+    # what failed to render from the user's templates_dir since the engine last asked (`take_problems`)
+    problems: list[str] = field(default_factory=list, compare=False, repr=False)
+
     def render(self, name: str, context: dict) -> Rendered:
+        """The user's template (`[helpdesk] templates_dir`) when it renders; one that fails (a typo, a missing
+        Subject line, a value it cannot show) never stops the pass: the packaged template of the same name is
+        used, a warning names the file and line, and `status` shows it (the engine's `template_error` cursor).
+        A template that tries to leave the sandbox is refused, never replaced (UnsafeTemplate)."""
         h = self.config.helpdesk
-        return render(name, context, str(self.config.resolve(h.templates_dir)) if h.templates_dir else "", h.language)
+        if not h.templates_dir:
+            return render(name, context, "", h.language)
+        try:
+            return render(name, context, str(self.config.resolve(h.templates_dir)), h.language)
+        except UnsafeTemplate:
+            raise
+        except ConfigError as exc:
+            try:
+                rendered = render(name, context, "", h.language)
+            except ConfigError:  # no packaged template of that name: the user's error is the one to fix
+                self.problems.append(f"{exc} (no packaged {name} template: that mail was not made)")
+                raise exc from None
+            problem = f"{exc} (the packaged {name} template was used instead)"
+            logging.getLogger("mailhelpdesk").warning("template error: %s", problem)
+            self.problems.append(problem)
+            return rendered
+
+    def take_problems(self) -> list[str]:
+        taken, self.problems[:] = list(self.problems), []
+        return taken
 
     def context_base(self, now: datetime) -> dict:
         return {"helpdesk": self.config.helpdesk, "now": now, "tz": self.config.helpdesk.tz}

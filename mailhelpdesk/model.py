@@ -180,6 +180,12 @@ class Incoming:
             return received or date  # type: ignore[return-value]
         return date
 
+    @property
+    def arrived(self) -> datetime | None:
+        """When it reached the mailbox (IMAP INTERNALDATE, Gmail internalDate); else when it happened. Decides
+        against what we recorded at pass time (agents' labels, a new wait): a `Date:` may be skewed or backdated."""
+        return self.received_at or self.when
+
 
 @dataclass(frozen=True, slots=True)
 class HistoryEntry:

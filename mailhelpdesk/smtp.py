@@ -17,6 +17,32 @@ from .errors import AuthError, MailHelpdeskError, SendError, SmtpSetupError
 from .netfaults import connect_problem
 
 
+def _login(smtp: smtplib.SMTP, username: str, password: str) -> None:
+    """SMTP AUTH. smtplib sends only ASCII credentials (UnicodeEncodeError otherwise); a non-ASCII user name or
+    password goes as UTF-8 (RFC 4616 PLAIN, else LOGIN), as Postfix/Dovecot SASL and aiosmtpd expect it."""
+    if (username + password).isascii():
+        smtp.login(username, password)
+        return
+    import base64
+
+    smtp.ehlo_or_helo_if_needed()
+    if not smtp.has_extn("auth"):
+        raise smtplib.SMTPNotSupportedError("SMTP AUTH extension not supported by server.")
+    offered = smtp.esmtp_features["auth"].upper().split()
+
+    def b64(data: str) -> str:
+        return base64.b64encode(data.encode("utf-8")).decode("ascii")
+
+    if "PLAIN" in offered or "LOGIN" not in offered:
+        code, reply = smtp.docmd("AUTH", "PLAIN " + b64(f"\0{username}\0{password}"))
+    else:
+        code, reply = smtp.docmd("AUTH", "LOGIN " + b64(username))
+        if code == 334:
+            code, reply = smtp.docmd(b64(password))
+    if code not in (235, 503):  # 503: already authenticated
+        raise smtplib.SMTPAuthenticationError(code, reply)
+
+
 def _permanent(exc: BaseException) -> bool:
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         return all(code >= 500 for code, _ in exc.recipients.values())
@@ -92,7 +118,7 @@ class SmtpSender:
                 smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if c.username:
                 try:
-                    smtp.login(c.username, c.password)
+                    _login(smtp, c.username, c.password)
                 except smtplib.SMTPNotSupportedError:
                     raise SmtpSetupError(
                         f"SMTP server {where} offers no login (no AUTH) but [smtp] username is set: remove [smtp] username "

@@ -592,6 +592,8 @@ class GmailMailbox:
         body = {"raw": base64.urlsafe_b64encode(bytes(message)).decode(), "labelIds": [self.label_ids[folder]]}
         inserted = self._execute(self.service.users().messages().insert(userId="me", body=body))
         self.own_sent.add(inserted["id"])  # not news for the next pass's history
+        if self._pending is not None:  # nor for the next process's (see send)
+            self._pending["own_sent"].append(inserted["id"])
 
     def records(self, folder: str) -> Iterator[bytes]:
         import base64

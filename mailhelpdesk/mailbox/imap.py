@@ -149,7 +149,10 @@ class ImapMailbox:
                         '(check [imap] security and port; set [imap] security = "none" only for a server on a trusted network)'
                     )
                 client.starttls(context)
-            client.login(c.username, c.password)
+            if (c.username + c.password).isascii():
+                client.login(c.username, c.password)
+            else:  # LOGIN sends ASCII only: AUTHENTICATE PLAIN carries UTF-8 (RFC 4616), as Dovecot expects it
+                client.plain_login(c.username, c.password)
         except LoginError as exc:
             _shutdown(client)
             said = re.sub(r"^b(['\"])(.*)\1$", r"\2", _text(exc))  # imapclient gives the server's words as repr(bytes)

@@ -28,6 +28,11 @@ def decide(ctx: Context, state: State, incoming: Incoming, now: datetime) -> Pla
     ticket = ticket.with_message(facts.message_id, incoming.ref, facts.sender if member else "", incoming.thread_id)
     ticket = with_people(ticket, facts.to + facts.cc) if member else ticket
     latest = ticket.updated_at is None or when >= ticket.updated_at
+    arrived = incoming.arrived
+    if not latest and not agent and not facts.automatic and arrived is not None and arrived >= ticket.updated_at:
+        # the customer's word reached us after the last change (an agent's label, read at pass time): it is the
+        # latest whatever its skewed or offline `Date:` says, and its new wait starts at arrival
+        when, latest = min(arrived, now), True
     if facts.automatic:  # an out-of-office, an agent's too: information, never an answer nor a new wait
         bounced = any(state.is_ours(mid) or mid in ticket.message_ids for mid in facts.bounce_of)
         ticket = ticket.log(when, HistoryEvent.AUTOMATIC_MAIL_ATTACHED, facts.automatic,

@@ -18,7 +18,7 @@ DESCRIPTION = "anything else is a customer's new request (the last rule: it alwa
 
 def decide(ctx: Context, state: State, incoming: Incoming, now: datetime) -> Plan:
     config, facts, plan = ctx.config, incoming.facts, Plan()
-    when = min(incoming.when or now, now)
+    when = min(incoming.arrived or now, now)  # a backdated `Date:` is not an old request: its wait starts at arrival
     number = state.next_number
     prefix = config.helpdesk.ticket_prefix
     key = ctx.known_keys.get(facts.message_id) or f"{prefix}-{number}"
