@@ -302,6 +302,22 @@ def test_agent_label_change_moves_the_ticket_and_relabels_every_message():
     assert again.actions == [] and again.tickets == {}
 
 
+def test_a_message_stripped_of_our_labels_is_labelled_again():
+    """A write another client raced (CONDSTORE conflict), or an agent clearing every tag of one message: the
+    ticket does not change, and that message gets its labels back (exactly one status on every message)."""
+    desk = Desk()
+    desk.feed("question.eml", ref="INBOX:1:1")
+    desk.feed("followup.eml", ref="INBOX:1:2")
+    applied = frozenset(desk.ticket().labels_applied)
+    before = desk.ticket()
+    plan = desk.engine.on_labels(desk.state, [("INBOX:1:1", applied), ("INBOX:1:2", frozenset({"$Junk"}))], NOW)
+    desk.state.merge(plan)
+    (relabel,) = [a for a in plan.actions if isinstance(a, SetLabels)]
+    assert relabel.refs == ("INBOX:1:2",) and relabel.add == applied
+    t = desk.ticket()
+    assert (t.status, t.priority, t.assignee) == (before.status, before.priority, before.assignee)
+
+
 def test_agent_adding_a_second_status_label_wins_over_the_old_one():
     desk = Desk()
     desk.feed("question.eml", ref="INBOX:1:1")

@@ -40,6 +40,12 @@ def decide(ctx: Context, state: State, changes: Iterable[Change], now: datetime)
                 plan.actions.append(ctx.mail.assignment(state, changed, now))
             plan.notes.append(f"{key}: changed by an agent's labels -> {changed.status}, {changed.priority}, "
                               f"{changed.assignee}")
+        # a message left with no status of ours (labels stripped, or a write skipped because another client
+        # changed the message meanwhile) is labelled again: every message of a ticket shows exactly one status
+        stripped = tuple(ref for ref, labels in seen
+                         if not ctx.labels.read(labels).statuses and ref not in changed.unlabelled)
+        if stripped:
+            changed = plan.put(dataclasses.replace(changed, unlabelled=changed.unlabelled + stripped))
         ctx.sync_labels(plan, changed, now)
     return plan
 
@@ -50,6 +56,8 @@ def _from_labels(ctx: Context, ticket: Ticket, seen: list[Change], now: datetime
         if ref in ticket.unlabelled or labels == applied:
             continue  # not labelled by us yet, or unchanged
         reading = ctx.labels.read(labels)
+        if not reading.statuses:
+            continue  # stripped of our labels: no decision of an agent's; labelled again in decide()
         new_status = [s for s in reading.statuses if s != ticket.status]
         if new_status:
             ticket = transitions.set_status(ticket, new_status[0], now, "label", ctx.due)
