@@ -384,14 +384,18 @@ class BusinessCalendar:
         raise AssertionError("unreachable: _intervals() never ends without raising")  # pragma: no cover
 
     def add_target(self, start: datetime, target: Target) -> datetime:
-        """When a response is due: the same clock time ``target.days`` working days after the clock starts (the next
-        opening when ``start`` is outside hours), then ``target.business`` of business time.
+        """When a response is due: the same clock time ``target.days`` working days after ``start`` (a request
+        that came in on Tuesday at 14:00, or at 20:00, is due on Wednesday by that time, so nobody waits past it),
+        then ``target.business`` of business time.
 
-        On a working day whose hours end before that clock time, the day's closing is the deadline; one whose hours
-        start after it gives its opening.
+        The deadline never lies after that clock time: on a day whose hours end earlier it is the (last) closing
+        before it; only a clock time before the day's opening gives the opening. Days without hours (weekends,
+        holidays) do not count.
         """
-        moment = self.next_open(_as_utc(start, "start"))
-        if target.days:
+        moment = _as_utc(start, "start")
+        if not target.days:
+            moment = self.next_open(moment)
+        else:
             local = moment.astimezone(self.tz)
             day = local.date()
             for _ in range(target.days):

@@ -38,14 +38,15 @@ def test_targets_in_days_are_working_days_and_hours_are_business_hours():
     one_day = Target(days=1)
     assert CAL.add_target(berlin(1, 14), one_day) == berlin(2, 14)  # Tuesday 14:00 -> Wednesday 14:00
     assert CAL.add_target(berlin(4, 14), one_day) == berlin(7, 14)  # Friday -> Monday
-    assert CAL.add_target(berlin(5, 11), one_day) == berlin(8, 9)  # Saturday: the clock starts Monday 09:00
-    assert CAL.add_target(berlin(1, 20), one_day) == berlin(3, 9)  # after hours: from Wednesday's opening
+    assert CAL.add_target(berlin(5, 11), one_day) == berlin(7, 11)  # Saturday: the next working day, Monday
+    assert CAL.add_target(berlin(1, 20), one_day) == berlin(2, 18)  # Tuesday 20:00: by Wednesday's closing
+    assert CAL.add_target(berlin(1, 7), one_day) == berlin(2, 9)  # before opening: Wednesday's opening
     assert CAL.add_target(berlin(24, 15), one_day) == berlin(28, 15)  # 25-26 Dec: Christmas holidays, weekend
     assert CAL.add_target(berlin(1, 14), Target(days=2)) == berlin(3, 14)
     assert CAL.add_target(berlin(1, 14), Target(days=1, business=timedelta(hours=5))) == berlin(3, 10)
     # a day with shorter hours: its closing; a lunch break: the time it started
     assert LUNCH.add_target(berlin(4, 16), one_day) == berlin(5, 14)
-    assert LUNCH.add_target(berlin(3, 12, 30), one_day) == berlin(4, 13)  # Thursday lunch -> Friday 13:00 opening
+    assert LUNCH.add_target(berlin(3, 12, 30), one_day) == berlin(4, 12)  # in Friday's lunch break: before it
     # 24 business hours would have said Friday for a Tuesday customer
     assert CAL.add(berlin(1, 14), timedelta(hours=24)) == berlin(4, 11)
 
