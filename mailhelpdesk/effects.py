@@ -12,7 +12,7 @@ from .compose import compose
 from .config import Config
 from .errors import MailboxError, SendError, StoreError
 from .mailbox.base import Mailbox
-from .model import Action, SendMail, SentRecord, SetLabels, State, Status
+from .model import TO_CUSTOMER, Action, SendMail, SentRecord, SetLabels, State, Status
 from .rules.senders import sender_key
 from .rules.threading import ref_key
 
@@ -82,6 +82,8 @@ class Effects:
         self.enqueue(state, actions, now)
         fresh = self.fresh
         outbox = [r for r in state.sent.values() if not r.done and r.mail is not None]
+        # customers first: when the provider's daily limit or an outage cuts a pass short, notices to agents wait
+        outbox.sort(key=lambda r: r.kind not in TO_CUSTOMER)
         if outbox:
             # the intents are on disk before any mail leaves; when the state cannot be saved (a full disk, a
             # read-only folder) this raises and nothing is sent: a send the state file cannot record would be

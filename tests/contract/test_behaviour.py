@@ -126,6 +126,8 @@ def test_new_mail_after_the_first_pass_becomes_a_ticket(desk, backend):
     report = desk.run_pass()
     assert report.messages == 1
     assert len(backend.outgoing()) == count + 2  # its acknowledgement and its assignee's notice
+    # the customer first: if a pass is cut short (the provider's daily limit, an outage), the notice waits
+    assert [str(m["X-Mailhelpdesk-Kind"]) for m in backend.outgoing()[count:]] == ["acknowledgement", "assignment"]
     assert any(t.subject == "Password reset link expired" for t in desk.state.tickets.values())
 
 
