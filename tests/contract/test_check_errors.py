@@ -239,11 +239,17 @@ def test_a_daemon_that_runs_keeps_retrying_what_stops_it_at_start_up(imap_accoun
     thread = threading.Thread(target=serve, args=(helpdesk, lambda report: None, stop), daemon=True)
     thread.start()
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and "connection refused" not in str(helpdesk.health.read().get("last_error")):
-            time.sleep(0.1)
-        time.sleep(1.5)  # at least one more attempt (backoff 1 s, then 2 s)
-        assert thread.is_alive() and "[imap] host and port" in helpdesk.health.read()["last_error"]
+        def wait_for(condition) -> dict:
+            deadline = time.monotonic() + 20
+            while not condition(health := helpdesk.health.read()) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            return health
+
+        first = wait_for(lambda h: "connection refused" in str(h.get("last_error")))
+        # at least one more attempt: the loop records each failure (progress, not a guess at the backoff)
+        again = wait_for(lambda h: h.get("last_error_at") not in (None, first.get("last_error_at")))
+        assert again.get("last_error_at") != first.get("last_error_at"), "the daemon tried again"
+        assert thread.is_alive() and "[imap] host and port" in again["last_error"]
     finally:
         stop.set()
         thread.join(10)
