@@ -9,7 +9,8 @@ the customer's next word starts a new wait with a full target.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime
 
 from .model import HistoryEvent, Status, Ticket
@@ -17,23 +18,28 @@ from .model import HistoryEvent, Status, Ticket
 
 @dataclass(frozen=True)
 class SlaState:
+    ticket: Ticket = field(repr=False)
+    now: datetime = field(repr=False)
     due_at: datetime | None
     waiting: bool  # open, and the customer's latest word is unanswered
     overdue: bool  # waiting past due_at now
-    breached: bool  # missed a due time at some point (reports count these)
+
+    @cached_property
+    def breached(self) -> bool:
+        """Missed a due time at some point (reports count these). Computed on demand: it reads the history,
+        which labels and sorting (asked for `overdue` on every sync) do not need."""
+        ticket, due = self.ticket, self.due_at
+        late_answer = due is not None and ticket.first_response_at is not None and ticket.first_response_at > due
+        ended = ticket.resolved_at or ticket.closed_at or self.now  # a ticket closed unanswered waited until then
+        never_answered = due is not None and ticket.first_response_at is None and ended > due
+        return (self.overdue or late_answer or never_answered or "breach" in ticket.escalations
+                or ticket.logged(HistoryEvent.ESCALATION_BREACH))
 
 
 def sla_state(ticket: Ticket, now: datetime) -> SlaState:
     waiting = ticket.status == Status.OPEN and ticket.waiting_since is not None
     overdue = waiting and ticket.due_at is not None and ticket.due_at <= now
-    late_answer = (
-        ticket.due_at is not None and ticket.first_response_at is not None and ticket.first_response_at > ticket.due_at
-    )
-    ended = ticket.resolved_at or ticket.closed_at or now  # a ticket closed unanswered waited until then
-    never_answered = ticket.due_at is not None and ticket.first_response_at is None and ended > ticket.due_at
-    breached = (overdue or late_answer or never_answered or "breach" in ticket.escalations
-                or ticket.logged(HistoryEvent.ESCALATION_BREACH))
-    return SlaState(ticket.due_at, waiting, overdue, breached)
+    return SlaState(ticket, now, ticket.due_at, waiting, overdue)
 
 
 def work_order(ticket: Ticket, now: datetime) -> tuple:
