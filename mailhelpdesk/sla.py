@@ -43,8 +43,8 @@ _DURATION_RE = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 _DURATION_FORM = "a whole number with a unit, units in the order d, h, m, s (e.g. '90m', '4h', '2d', '1h30m', '45s')"
 
 
-def parse_duration(text: str) -> timedelta:
-    """'90m', '4h', '2d', '1h30m', '45s' -> timedelta.  A day is 24 hours of business time, not a working day."""
+def _duration_parts(text: str) -> tuple[int, int, int, int]:
+    """'1h30m' -> (days, hours, minutes, seconds), or ValueError saying what to write."""
     if not isinstance(text, str):
         raise ValueError(f"duration {text!r} must be text: {_DURATION_FORM}")
     compact = re.sub(r"\s+", "", text).lower()
@@ -52,6 +52,12 @@ def parse_duration(text: str) -> timedelta:
     if not compact or match is None or not any(match.groups()):
         raise ValueError(f"invalid duration {text!r}: use {_DURATION_FORM}")
     days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    return days, hours, minutes, seconds
+
+
+def parse_duration(text: str) -> timedelta:
+    """'90m', '4h', '2d', '1h30m', '45s' -> timedelta.  A day is 24 hours of business time, not a working day."""
+    days, hours, minutes, seconds = _duration_parts(text)
     return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
 
 
@@ -70,10 +76,10 @@ class Target:
         return f"{self.days}d" * bool(self.days) + (f"{self.business}" if self.business or not self.days else "")
 
 
+@functools.lru_cache(maxsize=64)  # asked for every due time of every ticket; the config holds a handful
 def parse_target(text: str) -> Target:
     """'1d' -> one working day; '4h', '90m' -> business time; '1d4h' -> both."""
-    parse_duration(text)  # the same form and the same errors as every other duration
-    days, hours, minutes, seconds = (int(g) if g else 0 for g in _DURATION_RE.fullmatch(re.sub(r"\s+", "", text).lower()).groups())
+    days, hours, minutes, seconds = _duration_parts(text)  # the same form and errors as every other duration
     return Target(days=days, business=timedelta(hours=hours, minutes=minutes, seconds=seconds))
 
 
