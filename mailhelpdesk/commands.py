@@ -474,7 +474,8 @@ def run_rebuild(config_path: Path, force: bool, echo: Callable[[str], None]) -> 
                 raise MailHelpdeskError(f"{path} is readable; use --force to rebuild it anyway (it is kept as {path.name}.bak)")
         mailbox = open_mailbox(config)
         try:
-            state = rebuild_from(config, mailbox, datetime.now(UTC))  # the old file stays until this succeeded
+            # the old file stays until this succeeded
+            state = rebuild_from(config, mailbox, datetime.now(UTC), progress=Progress())
         finally:
             mailbox.close()
         if path.exists():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from datetime import datetime, timedelta
+from typing import Callable
 
 from .config import Config
 from .daemon import Helpdesk, in_order
@@ -24,8 +25,10 @@ def rebuild_state(helpdesk: Helpdesk, now: datetime) -> State:
     return rebuild_from(helpdesk.config, helpdesk.mailbox, now)
 
 
-def rebuild_from(config: Config, mailbox: Mailbox, now: datetime) -> State:
-    """The state as the mailbox shows it. Raises (and changes nothing) when the mailbox cannot be read."""
+def rebuild_from(config: Config, mailbox: Mailbox, now: datetime,
+                 progress: Callable[[int, int | None], None] = lambda seen, expected: None) -> State:
+    """The state as the mailbox shows it. Raises (and changes nothing) when the mailbox cannot be read.
+    `progress` hears of each message read, as in a daemon pass (commands.Progress)."""
     engine = Engine(config)
     mailbox.connect()
     mailbox.prepare(engine.labels.to_create())
@@ -35,7 +38,8 @@ def rebuild_from(config: Config, mailbox: Mailbox, now: datetime) -> State:
     changes = mailbox.changes({}, since)
     incoming: list[Incoming] = []
     labels_of: dict[str, frozenset[str]] = {}
-    for raw in changes.messages:
+    for seen, raw in enumerate(changes.messages, 1):
+        progress(seen, changes.expected)
         facts = parse_message(raw.raw, prefix)
         incoming.append(Incoming(raw.ref, raw.folder_role, facts, raw.labels, raw.received_at, raw.thread_id))
         labels_of[raw.ref] = raw.labels

@@ -521,8 +521,6 @@ class GmailMailbox:
                 received = datetime.fromtimestamp(int(message.get("internalDate", "0")) / 1000, UTC)
                 role = "sent" if "SENT" in labels and "INBOX" not in labels else "inbox"
                 yield RawMessage(message["id"], role, raw, self._names(labels), received, message.get("threadId", ""))
-            if len(ids) > BATCH_SIZE:
-                log.info("Gmail import: %d/%d", min(start + BATCH_SIZE, len(ids)), len(ids))
 
     def _batch(self, requests: list[Any]) -> list[Any]:
         """Run requests in batches; sub-requests that hit rate limits or 5xx are retried with backoff."""
