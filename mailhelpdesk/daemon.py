@@ -175,10 +175,7 @@ class Helpdesk:
             message = (f"{self.store.path}: the state file is missing or empty, but {signs} message(s) in the mailbox "
                        "carry mailhelpdesk's labels or are its own mail: run `mailhelpdesk rebuild` to recover the "
                        "tickets from the mailbox (starting over would answer customers twice and renumber tickets)")
-            try:
-                self.health.write(last_error=message, last_error_at=self.clock().isoformat())
-            except OSError:
-                pass
+            self.health.write(last_error=message, last_error_at=self.clock().isoformat())  # never raises
             raise StateLostError(message)
 
     def _quarantine(self, ref: str, reason: str, actions: list[Action], report: PassReport) -> None:
