@@ -12,7 +12,7 @@ from .compose import compose
 from .config import Config
 from .errors import MailboxError, SendError, StoreError
 from .mailbox.base import Mailbox
-from .model import TO_CUSTOMER, Action, SendMail, SentRecord, SetLabels, State, Status
+from .model import TO_CUSTOMER, Action, HistoryEvent, MailKind, SendMail, SentRecord, SetLabels, State, Status
 from .rules.senders import sender_key
 from .rules.threading import ref_key
 
@@ -123,12 +123,12 @@ class Effects:
         """An acknowledgement that waited in the outbox (an SMTP outage) while an agent answered or solved the
         ticket would only confuse the customer: dropped, and the ticket says so."""
         ticket = state.tickets.get(record.ticket)
-        if record.kind != "acknowledgement" or ticket is None:
+        if record.kind != MailKind.ACKNOWLEDGEMENT or ticket is None:
             return False
         if ticket.first_response_at is None and ticket.status == Status.OPEN:
             return False
         record.done, record.mail = True, None
-        state.tickets[ticket.key] = ticket.log(now, "acknowledgement dropped", "answered before it could be sent")
+        state.tickets[ticket.key] = ticket.log(now, HistoryEvent.ACK_DROPPED, "answered before it could be sent")
         log.info("%s: not sent, the ticket was answered meanwhile", record.key)
         return True
 
@@ -138,7 +138,7 @@ class Effects:
         record.done, record.mail = True, None
         ticket = state.tickets.get(record.ticket)
         if ticket is not None:
-            state.tickets[ticket.key] = ticket.log(now, "could not send", f"{record.kind} to {record.to}: {reason}")
+            state.tickets[ticket.key] = ticket.log(now, HistoryEvent.COULD_NOT_SEND, f"{record.kind} to {record.to}: {reason}")
 
     def _send(self, state: State, record: SentRecord, now: datetime, maybe_sent: bool) -> bool:
         """Send one outbox message. An intent left by a crash is first looked for in the sent folder: the copy
@@ -154,7 +154,7 @@ class Effects:
         message = compose(mail, self.config, now)
         ref = self.mailbox.send(message, labels, mail.thread_id)
         self._record_done(state, record, ref)  # it went out, whatever happens next: never "given up", never again
-        if mail.kind == "acknowledgement":
+        if mail.kind == MailKind.ACKNOWLEDGEMENT:
             state.sender_log.setdefault(sender_key(mail.to), []).append(now)  # rules/senders.py: robots vary addresses
         if not ref:
             self.checkpoint()  # no copy in the mailbox says it went out: the state file must say so at once (a
