@@ -29,6 +29,8 @@ from .systemd import notify
 
 log = logging.getLogger("mailhelpdesk")
 
+MAINTAIN_EVERY = timedelta(hours=1)  # an idle daemon still moves tickets that became history with time
+
 
 @dataclass
 class PassReport:
@@ -56,6 +58,7 @@ class Helpdesk:
         self.health = Health(self.store.path)
         self._prepared = False
         self.unsaved = ""  # why the state in memory could not be saved ("" when it was)
+        self._maintained_at: datetime | None = None
         self.progress: Callable[[int, int | None], None] = lambda seen, expected: None  # per message fetched
 
     def save(self) -> None:
@@ -143,11 +146,24 @@ class Helpdesk:
         changed = bool(incoming or changes.label_changes or actions or report.quarantined or outbox or moved
                        or tick_changed or recorded)
         state.cursors.update(changes.cursor)
-        if changed:  # an idle pass writes nothing: at 20,000 tickets a save is seconds of work
+        if changed:  # an idle pass writes nothing
             state.cursors["last_pass"] = now.isoformat()
             self.save()
+        if changed or self._maintained_at is None or now - self._maintained_at >= MAINTAIN_EVERY:
+            self._maintain(now)
         self.health.write(last_success=now.isoformat(), last_messages=report.messages, unsaved=None)
         return report
+
+    def _maintain(self, now: datetime) -> None:
+        """History to the archive and the journal compacted (store.py): after a pass, never before a send."""
+        try:
+            moved = self.store.maintain(self.state, now, timedelta(hours=self.config.autoreply.per_sender_hours))
+        except StoreError as exc:
+            self.unsaved = str(exc)
+            raise
+        self._maintained_at = now
+        if moved:
+            log.info("moved %d closed ticket(s) or old record(s) to the archive", moved)
 
     def _keep_records(self, state: State, now: datetime) -> int:
         """Leave in the mailbox what `rebuild` needs and no other mail shows: new tickets' keys and the

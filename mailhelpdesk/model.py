@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 
 class Status(StrEnum):
@@ -362,6 +362,10 @@ class SentRecord:
     retry_at: datetime | None = None  # not before then (backoff after a temporary refusal)
 
 
+class ArchiveLookup(Protocol):
+    def lookup(self, name: str) -> str | None: ...
+
+
 @dataclass
 class State:
     """Everything the daemon remembers between passes; small, and rebuildable from the mailbox."""
@@ -375,6 +379,7 @@ class State:
     quarantine: dict[str, str] = field(default_factory=dict)
     next_number: int = 1
     rr_index: int = 0
+    archive: ArchiveLookup | None = field(default=None, compare=False, repr=False)  # closed tickets (archive.py)
 
     @property
     def first_run(self) -> bool:
@@ -417,6 +422,23 @@ class State:
             for thread in ticket.thread_ids:
                 index[thread_key(thread)] = key
         self.index = index
+
+    def forget_ticket(self, ticket: Ticket) -> None:
+        """Take a ticket (moved to the archive) out of the working set and the index."""
+        self.tickets.pop(ticket.key, None)
+        for name in (*ticket.message_ids, *map(ref_key, ticket.refs), *map(thread_key, ticket.thread_ids)):
+            if self.index.get(name) == ticket.key:
+                del self.index[name]
+
+    def forget_ignored(self, record: Ignored) -> None:
+        self.ignored.pop(record.message_id, None)
+        if self.index.get(ref_key(record.ref)) == IGNORED_PREFIX + record.message_id:
+            del self.index[ref_key(record.ref)]
+
+    def archived(self, name: str) -> str | None:
+        """The archive's word on a Message-ID, `thread:`/`ref:` name or ticket key (None: not in the archive).
+        Asked only when the working set does not know the name: it reads a file."""
+        return self.archive.lookup(name) if self.archive is not None else None
 
     def ticket_of(self, message_id: str) -> Ticket | None:
         key = self.index.get(message_id)

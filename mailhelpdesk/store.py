@@ -1,70 +1,70 @@
-"""The JSON state file (TinyDB): atomic writes, a schema version, and a clear error when it is unreadable."""
+"""The state: the work in hand in a TinyDB file, a journal of changes beside it, closed tickets in the archive.
+
+    <state>           TinyDB's JSON, one document per line, keyed by what names it (ticket key, Message-ID):
+                      the working set (tickets not yet history, recent ignored mail, the sent log) and `meta`
+    <state>.journal   one JSON line per save: the documents that changed and the ones that went; appended and
+                      fsynced, so a save costs what the change costs, and an intent is on disk before its send
+    <state>.archive/  closed tickets and old records (archive.py), read by streaming
+
+Loading reads the file and replays the journal's lines newer than the file (`meta.journal_seq`). Compaction
+writes the file whole (temp file, fsync, rename), then starts a new journal by rename: a kill at any moment
+leaves a file and a journal that together say everything that was saved. A reader opens the journal before the
+file, so a compaction between the two never hides a change from it.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
 import json
+import logging
 import os
 import sys
 import tempfile
 import types
 import typing
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
-from tinydb import TinyDB
+from tinydb import Query, TinyDB
 from tinydb.middlewares import CachingMiddleware
 from tinydb.storages import Storage
+from tinydb.table import Document, Table
 
+from . import archive
+from .archive import Archive, Entry
 from .errors import StoreError
 from .model import Ignored, SentRecord, State, Ticket
 
-SCHEMA_VERSION = 1
+log = logging.getLogger("mailhelpdesk")
+
+SCHEMA_VERSION = 2  # 1: one file, tables keyed 1, 2, 3 ... and everything in it; 2: keyed by name, journal, archive
 LAYOUT_MARK = "{\n"  # our files start with a bare "{" line, then one document per line
+TABLES = {"tickets": (Ticket, "key"), "ignored": (Ignored, "message_id"), "sent": (SentRecord, "message_id")}
+COMPACT_AT = 1 << 20  # compact once the journal is over this many bytes and over half the file's size
+DAMAGED = "move it aside and run `mailhelpdesk rebuild` to recover the tickets from the mailbox"
 
 
-class AtomicJSONStorage(Storage):
-    """TinyDB storage that never leaves a half-written file: write a temp file, fsync, rename. Mode 0600."""
+class NamedTable(Table):
+    """Documents keyed by what names them ("HD-42", a Message-ID), as the JSON file shows them."""
+
+    document_id_class = str
+
+    def _get_next_id(self):  # every document is written with its own id
+        raise StoreError("internal: a state document without a name")
+
+
+class StateDB(TinyDB):
+    table_class = NamedTable
+
+
+class SnapshotStorage(Storage):
+    """TinyDB storage that never leaves a half-written file: temp file, fsync, rename. Mode 0600."""
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
-
-    def read_rows(self) -> Iterator[tuple[str, str, Any]] | None:
-        """(table, doc id, document) one at a time from a file in our line layout; None for any other file
-        (written by TinyDB itself, or hand-edited): then `read` parses it whole."""
-        try:
-            handle = open(self.path, encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise StoreError(f"{self.path}: cannot read the state file: {exc.strerror or exc}") from None
-        if handle.readline() != LAYOUT_MARK.rstrip("\n") + "\n":
-            handle.close()
-            return None
-
-        def rows() -> Iterator[tuple[str, str, Any]]:
-            table = ""
-            with handle:
-                for number, line in enumerate(handle, start=2):
-                    line = line.rstrip("\n")
-                    if not line or line.startswith("}"):
-                        continue
-                    try:
-                        if line.endswith(": {"):
-                            table = json.loads(line[:-3])
-                            continue
-                        doc_id, row = next(iter(json.loads("{" + line.rstrip(",") + "}").items()))
-                    except (json.JSONDecodeError, StopIteration) as exc:
-                        raise StoreError(
-                            f"{self.path}: the state file is damaged (line {number}: {exc}); "
-                            "move it aside and run `mailhelpdesk rebuild` to recover the tickets from the mailbox"
-                        ) from None
-                    yield table, doc_id, row
-
-        return rows()
 
     def read(self) -> dict[str, dict[str, Any]] | None:
         try:
@@ -76,19 +76,15 @@ class AtomicJSONStorage(Storage):
         if not text.strip():
             return None
         try:
-            return json.loads(text)
+            data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise StoreError(
-                f"{self.path}: the state file is damaged ({exc.msg} at line {exc.lineno}); "
-                "move it aside and run `mailhelpdesk rebuild` to recover the tickets from the mailbox"
-            ) from None
+            raise StoreError(f"{self.path}: the state file is damaged ({exc.msg} at line {exc.lineno}); {DAMAGED}") from None
+        if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+            raise StoreError(f"{self.path}: the state file is not in the expected form; {DAMAGED}")
+        return data
 
     def write(self, data: dict[str, dict[str, Any]]) -> None:
-        self.write_tables({name: iter(rows.items()) for name, rows in data.items()})
-
-    def write_tables(self, tables: dict[str, Iterator[tuple[str, Any]]]) -> None:
-        """TinyDB's JSON, one document per line, written as it is encoded (never one giant string), so
-        `read_rows` can read it back a line at a time."""
+        """TinyDB's JSON, one document per line (diffable, and readable with any editor)."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
@@ -96,13 +92,20 @@ class AtomicJSONStorage(Storage):
             raise StoreError(f"{self.path}: cannot write the state file ({exc.strerror or exc}); "
                              "its folder must be writable by this user") from None
         try:
-            self._write_temp(fd, tables)
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(LAYOUT_MARK)
+                for number, (name, rows) in enumerate(data.items()):
+                    handle.write(("\n},\n" if number else "") + json.dumps(name) + ": {")
+                    separator = "\n"
+                    for doc_id, row in rows.items():
+                        handle.write(separator + json.dumps(str(doc_id)) + ": " + _dumps(row))
+                        separator = ",\n"
+                handle.write("\n}\n}\n")
+                handle.flush()
+                os.fsync(handle.fileno())
             os.replace(tmp, self.path)
-            dir_fd = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            _fsync_dir(self.path.parent)
         except OSError as exc:  # a full disk, a read-only folder: the old file stays whole, and the daemon says why
             Path(tmp).unlink(missing_ok=True)
             raise StoreError(f"{self.path}: cannot save the state file ({exc.strerror or exc}); "
@@ -111,73 +114,142 @@ class AtomicJSONStorage(Storage):
             Path(tmp).unlink(missing_ok=True)
             raise
 
-    @staticmethod
-    def _write_temp(fd: int, tables: dict[str, Iterator[tuple[str, Any]]]) -> None:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(LAYOUT_MARK)
-            for number, (name, rows) in enumerate(tables.items()):
-                handle.write(("\n},\n" if number else "") + json.dumps(name) + ": {")
-                separator = "\n"
-                for doc_id, row in rows:
-                    handle.write(separator + json.dumps(doc_id) + ": " + json.dumps(row, ensure_ascii=False, separators=(",", ":")))
-                    separator = ",\n"
-            handle.write("\n}\n}\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-
     def close(self) -> None:
         pass
 
 
+class Journal:
+    """The append-only file of saves since the last compaction: one JSON line each, fsynced."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.end = 0  # bytes of whole lines (a torn last line, left by a kill, is cut off before the next append)
+
+    def read(self, after: int) -> Iterator[dict[str, Any]]:
+        """Lines whose `seq` is above `after`; stops at a line a kill cut short (it was never fsynced, so the save
+        it belonged to never returned and nothing was sent on its strength)."""
+        try:
+            handle = open(self.path, "rb")
+        except FileNotFoundError:
+            self.end = 0
+            return
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot read the journal ({exc.strerror or exc})") from None
+        with handle:
+            end = 0
+            for line in handle:
+                if not line.endswith(b"\n"):
+                    break
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    break
+                end += len(line)
+                if record.get("seq", 0) > after:
+                    yield record
+            self.end = end
+
+    def append(self, record: dict[str, Any]) -> int:
+        """One line, durably; on failure the file is as it was (the save did not happen). Returns its size."""
+        data = (_dumps(record) + "\n").encode("utf-8", "surrogateescape")
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot write the journal ({exc.strerror or exc}); "
+                             "nothing is sent until the state can be saved") from None
+        try:
+            created = os.fstat(fd).st_size == 0 and self.end == 0
+            os.ftruncate(fd, self.end)
+            view = memoryview(data)
+            offset = self.end
+            while view:
+                written = os.pwrite(fd, view, offset)
+                view, offset = view[written:], offset + written
+            os.fsync(fd)
+            if created:
+                _fsync_dir(self.path.parent)
+        except OSError as exc:
+            try:
+                os.ftruncate(fd, self.end)  # a full disk still lets a file shrink
+            except OSError:
+                pass
+            raise StoreError(f"{self.path}: cannot save the state ({exc.strerror or exc}); "
+                             "nothing is sent until it can be saved") from None
+        finally:
+            os.close(fd)
+        self.end += len(data)
+        return len(data)
+
+    def restart(self) -> None:
+        """An empty journal, by rename: a reader that opened the old one keeps reading it whole."""
+        tmp = self.path.with_name(self.path.name + ".new")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.close(fd)
+            os.replace(tmp, self.path)
+            _fsync_dir(self.path.parent)
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot start a new journal ({exc.strerror or exc})") from None
+        self.end = 0
+
+
 class Store:
-    """Loads the whole state at start and saves it in one atomic write per pass."""
+    """Loads the working set once; each save appends what changed to the journal; `maintain` moves history to the
+    archive and compacts. The state in memory is the only copy a process changes (one daemon per state file)."""
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
+        self.journal = Journal(self.path.with_name(self.path.name + ".journal"))
+        self.archive = Archive(self.path.with_name(self.path.name + ".archive"), encode, decode)
+        self.seq = 0  # the last journal line written or read
+        self.baseline: dict[str, dict[str, Any]] | None = None  # what the file and journal hold, by table and name
+        self.baseline_meta = ""
+        self.file_size = 0
+        self._migrated = False
 
-    def _db(self) -> TinyDB:
-        middleware = CachingMiddleware(AtomicJSONStorage)
-        middleware.WRITE_CACHE_SIZE = 1 << 30  # we flush once, explicitly
-        return TinyDB(self.path, storage=middleware)
+    # --- reading -------------------------------------------------------------------------------------------
+
+    def open_db(self) -> StateDB:
+        """The working set as a TinyDB database (the file with the journal replayed), for queries."""
+        journal = list(self.journal.read(-1))  # opened first: see the module's docstring
+        db = StateDB(self.path, storage=CachingMiddleware(SnapshotStorage))
+        raw = db.storage.read() or {}
+        if not raw:
+            journal = []  # a journal means nothing without the file it follows (its first save writes the file)
+        version = _meta(raw).get("schema_version", 1 if raw else SCHEMA_VERSION)
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: written by a newer mailhelpdesk (schema {version}, this one reads {SCHEMA_VERSION})")
+        if version < SCHEMA_VERSION:
+            raw = _migrate(raw)
+        after = int(_meta(raw).get("journal_seq", 0))
+        self.seq = after
+        for record in journal:
+            if record.get("seq", 0) <= after:
+                continue
+            self.seq = record["seq"]
+            for name, rows in record.get("put", {}).items():
+                raw.setdefault(name, {}).update(rows)
+            for name, names in record.get("drop", {}).items():
+                table = raw.get(name, {})
+                for doc_id in names:
+                    table.pop(doc_id, None)
+            if "meta" in record:
+                raw["meta"] = {"1": record["meta"]}
+        db.storage.cache = raw  # CachingMiddleware's cache: TinyDB reads the replayed tables from it
+        self.file_size = self.path.stat().st_size if self.path.exists() else 0
+        self._migrated = version < SCHEMA_VERSION
+        return db
 
     def load(self) -> State:
-        """The whole state, decoded straight from TinyDB's tables (no per-document copies), each table
-        freed as it is read, so loading a large file needs little more than the objects it yields."""
-        storage = AtomicJSONStorage(self.path)
-        rows = storage.read_rows()
-        if rows is None:
-            data = storage.read() or {}
-        else:
-            data = {"tickets": {}, "ignored": {}, "sent": {}, "meta": {}}
-            decoders = {"tickets": (Ticket, "key"), "ignored": (Ignored, "message_id"), "sent": (SentRecord, "message_id")}
-            decoded: dict[str, dict[str, Any]] = {name: {} for name in decoders}
-            try:
-                for table, _, row in rows:  # decoded as read: the file's JSON tree never exists whole
-                    if table in decoders:
-                        cls, key = decoders[table]
-                        item = decode(cls, row)
-                        decoded[table][getattr(item, key)] = item
-                    else:
-                        data.setdefault(table, {})[_] = row
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                raise StoreError(f"{self.path}: the state file is not in the expected form ({exc!r}); "
-                                 "move it aside and run `mailhelpdesk rebuild`") from None
-            if not data["meta"]:  # written last: without it the file was cut short
-                raise StoreError(f"{self.path}: the state file is damaged (it ends early); "
-                                 "move it aside and run `mailhelpdesk rebuild` to recover the tickets from the mailbox")
-            data.update({name: _Decoded(items) for name, items in decoded.items()})
+        db = self.open_db()
         try:
-            meta = next(iter(data.pop("meta", {}).values()), {})
-            version = meta.get("schema_version", SCHEMA_VERSION)
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path}: written by a newer mailhelpdesk (schema {version}, this one reads {SCHEMA_VERSION})"
-                )
+            decoded = {name: {doc.doc_id: decode(cls, doc) for doc in db.table(name).all()}
+                       for name, (cls, _) in TABLES.items()}
+            meta = _meta(db.storage.cache or {})
             state = State(
-                tickets=_table(data, "tickets", Ticket, "key"),
-                ignored=_table(data, "ignored", Ignored, "message_id"),
-                sent=_table(data, "sent", SentRecord, "message_id"),
+                tickets=dict(sorted(decoded["tickets"].items(), key=lambda kv: kv[1].number)),
+                ignored=decoded["ignored"],
+                sent=decoded["sent"],
                 sender_log={k: [datetime.fromisoformat(t) for t in v] for k, v in meta.get("sender_log", {}).items()},
                 cursors=meta.get("cursors", {}),
                 quarantine=meta.get("quarantine", {}),
@@ -187,53 +259,167 @@ class Store:
         except StoreError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise StoreError(
-                f"{self.path}: the state file is not in the expected form ({exc!r}); "
-                "move it aside and run `mailhelpdesk rebuild`"
-            ) from None
+            raise StoreError(f"{self.path}: the state file is not in the expected form ({exc!r}); {DAMAGED}") from None
         state.rebuild_index()
+        state.archive = self.archive
+        if self._migrated or not self.file_size:
+            self.baseline = None  # the first save writes the file whole (in the new form)
+        else:
+            self.baseline = {name: dict(getattr(state, name)) for name in TABLES}
+            self.baseline["sent"] = {k: dataclasses.replace(r) for k, r in state.sent.items()}
+            self.baseline_meta = _dumps(_meta_of(state))
         return state
 
+    def tickets(self, state: State | None = None) -> Iterator[Ticket]:
+        """Every ticket once, the work in hand first, then the archive's, streamed (for reports)."""
+        state = state or self.load()
+        yield from state.tickets.values()
+        yield from self.archive.tickets(skip=state.tickets)
+
+    def find(self, state: State, key: str) -> Ticket | None:
+        return state.tickets.get(key) or self.archive.find(key)
+
+    # --- writing -------------------------------------------------------------------------------------------
+
     def save(self, state: State) -> None:
-        """One atomic write of every table, in TinyDB's format (TinyDB(path) opens it)."""
-        meta = {
-            "schema_version": SCHEMA_VERSION,
-            "next_number": state.next_number,
-            "rr_index": state.rr_index,
-            "cursors": state.cursors,
-            "quarantine": state.quarantine,
-            "sender_log": {k: [t.isoformat() for t in v] for k, v in state.sender_log.items()},
-        }
-        AtomicJSONStorage(self.path).write_tables({
-            "tickets": _rows(state.tickets.values()),
-            "ignored": _rows(state.ignored.values()),
-            "sent": _rows(state.sent.values()),
-            "meta": iter([("1", meta)]),
-        })
+        """What changed since the last save, as one journal line (fsynced). A store that has not loaded this
+        state (a rebuild, a migration) writes the file whole instead."""
+        if self.baseline is None:
+            self.compact(state)
+            return
+        put: dict[str, dict[str, Any]] = {}
+        drop: dict[str, list[str]] = {}
+        for name in TABLES:
+            current, before = getattr(state, name), self.baseline[name]
+            changed = {k: v for k, v in current.items() if not _same(before.get(k), v)}
+            gone = [k for k in before if k not in current]
+            if changed:
+                put[name] = {k: encode(v) for k, v in changed.items()}
+            if gone:
+                drop[name] = gone
+        meta = _dumps(_meta_of(state))
+        if not put and not drop and meta == self.baseline_meta:
+            return
+        record: dict[str, Any] = {"seq": self.seq + 1}
+        if put:
+            record["put"] = put
+        if drop:
+            record["drop"] = drop
+        if meta != self.baseline_meta:
+            record["meta"] = _meta_of(state)
+        self.journal.append(record)
+        self.seq += 1
+        for name in TABLES:
+            table = self.baseline[name]
+            for key in drop.get(name, ()):
+                table.pop(key, None)
+            for key in put.get(name, ()):
+                value = getattr(state, name)[key]
+                table[key] = dataclasses.replace(value) if name == "sent" else value
+        self.baseline_meta = meta
+
+    def compact(self, state: State) -> None:
+        """The whole working set into the file (through TinyDB), then a new journal."""
+        db = StateDB(self.path, storage=CachingMiddleware(SnapshotStorage))
+        db.storage.cache = {}
+        for name in TABLES:
+            db.table(name).insert_multiple(_documents(getattr(state, name)))
+        meta = _meta_of(state) | {"schema_version": SCHEMA_VERSION, "journal_seq": self.seq}
+        db.table("meta").insert(Document(meta, "1"))  # type: ignore[arg-type]
+        db.storage.flush()  # SnapshotStorage.write: atomic
+        self.journal.restart()
+        self.file_size = self.path.stat().st_size
+        self.baseline = {name: dict(getattr(state, name)) for name in TABLES}
+        self.baseline["sent"] = {k: dataclasses.replace(r) for k, r in state.sent.items()}
+        self.baseline_meta = _dumps(_meta_of(state))
+        state.archive = self.archive
+
+    def maintain(self, state: State, now: datetime, sender_window: timedelta = timedelta(hours=24)) -> int:
+        """Between passes: history to the archive, old sender counts forgotten, the journal compacted when it has
+        grown. Returns how many records moved to the archive."""
+        moved = self.move_history(state, now)
+        horizon = now - max(sender_window, timedelta(hours=1))
+        for sender in [s for s, times in state.sender_log.items() if not times or times[-1] < horizon]:
+            del state.sender_log[sender]
+        self.save(state)
+        if self.journal.end > max(COMPACT_AT, self.file_size // 2):
+            self.compact(state)
+        return moved
+
+    def move_history(self, state: State, now: datetime) -> int:
+        """Closed, quiet tickets (with their sent log), old ignored mail and old ticketless sends: appended to the
+        archive, then taken out of the state (the next save journals that they went)."""
+        waiting = {r.ticket for r in state.sent.values() if not r.done}
+        by_ticket: dict[str, list[SentRecord]] = {}
+        for record in state.sent.values():
+            by_ticket.setdefault(record.ticket, []).append(record)
+        entries = [Entry(ticket=t, sent=tuple(by_ticket.get(t.key, ())))
+                   for t in state.tickets.values() if t.key not in waiting and archive.is_history(t, now)]
+        entries += [Entry(ignored=i) for i in state.ignored.values() if now - i.at >= archive.IGNORED_AFTER]
+        ticketless = tuple(r for r in by_ticket.get("", ()) if r.done and now - r.at >= archive.TICKETLESS_SENT_AFTER)
+        if ticketless:
+            entries.append(Entry(sent=ticketless))
+        if not entries:
+            return 0
+        try:
+            self.archive.add(entries, now)  # durable before the state forgets anything
+        except StoreError as exc:  # the tickets stay in the state, which stays right; the next pass tries again
+            log.warning("%s", exc)
+            return 0
+        for entry in entries:
+            if entry.ticket is not None:
+                state.forget_ticket(entry.ticket)
+            for record in entry.sent:
+                state.sent.pop(record.message_id, None)
+                state.index.pop(record.message_id, None)
+            if entry.ignored is not None:
+                state.forget_ignored(entry.ignored)
+        return len(entries)
 
 
-def _rows(items) -> Iterator[tuple[str, Any]]:
-    return ((str(number), encode(item)) for number, item in enumerate(items, start=1))
+def _documents(rows: dict[str, Any]) -> Iterator[Document]:
+    return (Document(encode(v), k) for k, v in rows.items())  # type: ignore[arg-type]  (named, not numbered)
 
 
-class _Decoded(dict):
-    """A table whose rows are already objects (the streaming reader decodes as it reads)."""
+def _same(before: Any, now: Any) -> bool:
+    """Tickets and ignored records are replaced, never changed in place (identity says it); sent records are
+    changed in place (compared with the copy taken at the last save)."""
+    return before is now or (isinstance(now, SentRecord) and before == now)
 
 
-def _table(data: dict[str, Any], name: str, cls: type, key: str) -> dict[str, Any]:
-    rows = data.pop(name, {}) or {}
-    if isinstance(rows, _Decoded):
-        return dict(sorted(rows.items(), key=lambda kv: _order(kv[1]))) if cls is Ticket else dict(rows)
-    result = {}
-    while rows:
-        _, row = rows.popitem()
-        item = decode(cls, row)
-        result[getattr(item, key)] = item
-    return dict(sorted(result.items(), key=lambda kv: _order(kv[1]))) if cls is Ticket else result
+def _meta(raw: dict[str, Any]) -> dict[str, Any]:
+    return next(iter(raw.get("meta", {}).values()), {}) or {}
 
 
-def _order(ticket: Any) -> int:
-    return ticket.number
+def _meta_of(state: State) -> dict[str, Any]:
+    return {
+        "next_number": state.next_number,
+        "rr_index": state.rr_index,
+        "cursors": state.cursors,
+        "quarantine": state.quarantine,
+        "sender_log": {k: [t.isoformat() for t in v] for k, v in state.sender_log.items()},
+    }
+
+
+def _migrate(raw: dict[str, Any]) -> dict[str, Any]:
+    """Schema 1 (tables keyed 1, 2, 3 ...) to 2 (keyed by name). The closed tickets it holds move to the archive
+    at the daemon's first `maintain`."""
+    migrated: dict[str, Any] = {"meta": {"1": dict(_meta(raw), schema_version=SCHEMA_VERSION, journal_seq=0)}}
+    for name, (_, key) in TABLES.items():
+        migrated[name] = {row[key]: row for row in raw.get(name, {}).values()}
+    return migrated
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def encode(value: Any) -> Any:
@@ -251,29 +437,36 @@ def encode(value: Any) -> Any:
 
 
 @functools.lru_cache(maxsize=None)
-def _hints(cls: type) -> dict[str, Any]:
-    """Field types of a dataclass (evaluating annotations is slow: once per class, not per object)."""
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+def _decoder(hint: Any) -> Callable[[Any], Any]:
+    """A function that turns JSON into a value of type `hint`; built once per type, so a load is a tight loop."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        inner = _decoder(next(a for a in args if a is not type(None)))
+        return lambda data: None if data is None else inner(data)
+    if dataclasses.is_dataclass(hint):
+        hints = typing.get_type_hints(hint)
+        fields = {f.name: _decoder(hints[f.name]) for f in dataclasses.fields(hint)}
+
+        def dataclass_(data: Any) -> Any:
+            return hint(**{k: fields[k](v) for k, v in data.items() if k in fields})
+        return dataclass_
+    if origin is tuple:
+        item = _decoder(args[0])
+        return lambda data: tuple(map(item, data))
+    if origin is list:
+        item = _decoder(args[0])
+        return lambda data: list(map(item, data))
+    if hint is datetime:
+        return datetime.fromisoformat
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        return hint
+    if hint is str:
+        return lambda data: sys.intern(data) if isinstance(data, str) and len(data) < 64 else data
+    return lambda data: data
 
 
 def decode(hint: Any, data: Any) -> Any:
-    if data is None:
-        return None
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        return decode(next(a for a in args if a is not type(None)), data)
-    if dataclasses.is_dataclass(hint):
-        hints = _hints(hint)
-        return hint(**{k: decode(hints[k], v) for k, v in data.items() if k in hints})
-    if origin is tuple:
-        return tuple(decode(args[0], v) for v in data)
-    if origin is list:
-        return [decode(args[0], v) for v in data]
-    if hint is datetime:
-        return datetime.fromisoformat(data)
-    if isinstance(hint, type) and issubclass(hint, Enum):
-        return hint(data)
-    if isinstance(data, str) and len(data) < 64:
-        return sys.intern(data)  # keys, addresses and ids repeat across tickets and the index
-    return data
+    return None if data is None else _decoder(hint)(data)
+
+
+__all__ = ["Store", "StateDB", "Query", "encode", "decode", "SCHEMA_VERSION"]

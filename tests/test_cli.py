@@ -144,17 +144,20 @@ def test_run_once_and_dry_run_on_a_local_mailbox(tmp_path):
 
 
 def test_the_state_file_is_tinydb_and_round_trips(tmp_path):
-    """Written in TinyDB's format (TinyDB itself can open it) and read back to equal objects."""
-    from tinydb import TinyDB
+    """Written in TinyDB's format (TinyDB opens it, with documents named by key) and read back to equal objects."""
+    from tinydb import Query
 
-    from mailhelpdesk.store import Store
+    from mailhelpdesk.store import SCHEMA_VERSION, StateDB, Store
 
     result = run("demo", "--dir", str(tmp_path / "demo"))
     assert result.exit_code == 0
     path = tmp_path / "demo" / "state.json"
     state = Store(path).load()
-    db = TinyDB(path)
-    assert len(db.table("tickets")) == len(state.tickets) and db.table("meta").get(doc_id=1)["schema_version"] == 1
+    Store(path).compact(state)  # the journal folded into the file
+    db = StateDB(path)
+    assert len(db.table("tickets")) == len(state.tickets) and db.table("meta").get(doc_id="1")["schema_version"] == SCHEMA_VERSION
+    assert {d.doc_id for d in db.table("tickets").search(Query().status == "open")} == {
+        k for k, t in state.tickets.items() if t.status == "open"}
     db.close()
     copy = tmp_path / "copy.json"
     Store(copy).save(state)

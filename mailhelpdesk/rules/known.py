@@ -33,6 +33,10 @@ def decide(ctx: Context, state: State, incoming: Incoming, now: datetime) -> Pla
             plan.index[ref_key(incoming.ref)] = IGNORED_PREFIX + message_id
             plan.actions.append(SetLabels((incoming.ref,), frozenset({ctx.labels.ignored}), frozenset()))
         return plan
+    archived = state.archived(message_id)
+    if archived:
+        plan.notes.append(f"{message_id}: already in the archive ({archived}); nothing to do")
+        return plan  # a re-delivery or a re-sync of a closed conversation: history, never a new ticket
     return None
 
 

@@ -55,7 +55,24 @@ def find_ticket(state: State, incoming: Incoming, member: Member | None = None) 
         if joins:
             return Match(ticket, f"subject tag [{ticket.key}]")
         return Match(None, related=ticket.key)
-    return Match(None)
+    return Match(None, related=in_archive(state, incoming))
+
+
+def in_archive(state: State, incoming: Incoming) -> str:
+    """The archived ticket a message points into (references, thread, subject tag), or "": a reply to a
+    conversation closed long ago starts a new ticket linked to it (PRODUCT.md). Asked last, and only of the
+    archive's index, so the archive is never loaded."""
+    if state.archive is None:
+        return ""
+    facts = incoming.facts
+    names = [*facts.thread_keys[:20], *([thread_key(incoming.thread_id)] if incoming.thread_id else [])]
+    for name in names:
+        key = state.archived(name)
+        if key and not key.startswith(("ignored:", "sent:")):
+            return key
+    if facts.ticket_tag and state.archived(facts.ticket_tag):
+        return facts.ticket_tag
+    return ""
 
 
 def takes_part(ticket: Ticket, address: str, agents: Collection[str], free: frozenset[str] = FREE_MAIL) -> bool:

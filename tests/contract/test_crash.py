@@ -144,7 +144,7 @@ def test_sigkill_at_random_moments_never_duplicates_or_loses_work(imap_account, 
     for uid, data in client.fetch(uids, ["FLAGS", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]).items():
         flags = {f.decode() for f in data[b"FLAGS"]}
         assert "\\Seen" not in flags
-        assert any(f.startswith("Helpdesk/Status/") for f in flags) or "Helpdesk/Ignored" in flags, (uid, flags)
         message_id = data[b"BODY[HEADER.FIELDS (MESSAGE-ID)]"].decode().partition(":")[2].strip()
+        assert any(f.startswith("Helpdesk/Status/") for f in flags) or "Helpdesk/Ignored" in flags, (uid, flags, message_id, state.index.get(message_id), state.ignored.get(message_id), state.ticket_of(message_id))
         if message_id in automatic and "Helpdesk/Ignored" not in flags:
             assert state.index.get(message_id), "a robot's mail is labelled only as part of a ticket"

@@ -66,5 +66,5 @@ def test_a_state_file_cut_short_is_refused_not_half_loaded(tmp_path):
     assert len(Store(path).load().tickets) == 49
     text = path.read_text()
     path.write_text(text[: len(text) // 2].rsplit("\n", 1)[0] + "\n")  # cut at a line boundary
-    with pytest.raises(StoreError, match="ends early"):
+    with pytest.raises(StoreError, match="damaged"):
         Store(path).load()
