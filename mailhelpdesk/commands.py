@@ -296,7 +296,7 @@ def list_tickets(config_path: Path, key: str | None, as_json: bool, statuses: It
                   + (f" (ticket {i.ticket})" if i.ticket else "") for i in rows]
         return "\n".join(lines)
     if key:
-        ticket = state.tickets.get(key.upper())
+        ticket = Store(config.resolve(config.helpdesk.state_file)).find(state, key.upper())  # or the archive's
         if ticket is None:
             raise MailHelpdeskError(f"no ticket {key}")
         return ticket_json(ticket, now) if as_json else show_ticket(ticket, tz, now)
@@ -492,7 +492,9 @@ def run_rebuild(config_path: Path, force: bool, echo: Callable[[str], None]) -> 
 def sending_line(config, state, now: datetime) -> str:
     """Mail sent in the last 24 hours against the provider's daily limit, with a warning from 80 %: past the
     limit every later acknowledgement fails until the next day."""
-    sent = sum(1 for r in state.sent.values() if r.done and r.mail is None and now - r.at < timedelta(hours=24))
+    sent = state.sends_last_day(now)
+    if sent is None:  # a state from before the counter: what the sent log still holds
+        sent = sum(1 for r in state.sent.values() if r.done and r.mail is None and now - r.at < timedelta(hours=24))
     waiting = sum(1 for r in state.sent.values() if not r.done)
     limit = config.mailbox.daily_send_limit
     line = f"sent in the last 24 h: {sent}" + (f" of {limit} allowed a day" if limit else "") + (

@@ -57,6 +57,9 @@ def describe(action: Action) -> str:
     return f"send {action.kind} for {action.ticket or '-'} to {action.to}: {action.subject!r}"
 
 
+CUSTOMERS_RESERVE = 0.9  # past this share of the daily sending limit only mail to customers goes out
+
+
 class Effects:
     def __init__(self, config: Config, mailbox: Mailbox, checkpoint: Callable[[], None]):
         self.config = config
@@ -89,10 +92,13 @@ class Effects:
             # read-only folder) this raises and nothing is sent: a send the state file cannot record would be
             # sent again after a restart (fail closed)
             self.checkpoint()
+        limit = self.config.mailbox.daily_send_limit
         for record in outbox:
             mail = record.mail
             if record.retry_at is not None and record.retry_at > now:
                 continue  # backing off after a temporary refusal; the others go
+            if limit and record.kind not in TO_CUSTOMER and (state.sends_last_day(now) or 0) >= CUSTOMERS_RESERVE * limit:
+                continue  # the provider's daily limit is near: what is left of it is for customers; notices wait
             if self._pointless(state, record, now):
                 continue
             try:
@@ -153,6 +159,7 @@ class Effects:
         labels = frozenset(ticket.labels_applied) if ticket else frozenset()
         message = compose(mail, self.config, now)
         ref = self.mailbox.send(message, labels, mail.thread_id)
+        state.count_send(now)
         self._record_done(state, record, ref)  # it went out, whatever happens next: never "given up", never again
         if mail.kind == MailKind.ACKNOWLEDGEMENT:
             state.sender_log.setdefault(sender_key(mail.to), []).append(now)  # rules/senders.py: robots vary addresses

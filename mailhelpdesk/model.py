@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -362,6 +362,9 @@ class SentRecord:
     retry_at: datetime | None = None  # not before then (backoff after a temporary refusal)
 
 
+SENDS_CURSOR = "sends_by_hour"
+
+
 class ArchiveLookup(Protocol):
     def lookup(self, name: str) -> str | None: ...
 
@@ -422,6 +425,23 @@ class State:
             for thread in ticket.thread_ids:
                 index[thread_key(thread)] = key
         self.index = index
+
+    def count_send(self, now: datetime) -> None:
+        """One more mail handed to the provider, in an hourly bucket (the last day's sum is checked against the
+        provider's daily limit; the sent log cannot say it once old tickets have moved to the archive)."""
+        buckets = self.cursors.setdefault(SENDS_CURSOR, {})
+        hour = now.astimezone(UTC).strftime("%Y-%m-%dT%H")
+        buckets[hour] = buckets.get(hour, 0) + 1
+        for old in [h for h in buckets if h < (now - timedelta(hours=25)).astimezone(UTC).strftime("%Y-%m-%dT%H")]:
+            del buckets[old]
+
+    def sends_last_day(self, now: datetime) -> int | None:
+        """Mails sent in the last 24 hours (to the hour), or None before the counter existed."""
+        buckets = self.cursors.get(SENDS_CURSOR)
+        if buckets is None:
+            return None
+        since = (now - timedelta(hours=23)).astimezone(UTC).strftime("%Y-%m-%dT%H")
+        return sum(n for hour, n in buckets.items() if hour >= since)
 
     def forget_ticket(self, ticket: Ticket) -> None:
         """Take a ticket (moved to the archive) out of the working set and the index."""
