@@ -156,10 +156,12 @@ class Archive:
                         ignored=self._decode(Ignored, data["ignored"]) if "ignored" in data else None,
                     )
 
-    def tickets(self, skip: Iterable[str] = ()) -> Iterator[Ticket]:
-        """Every archived ticket once (a move repeated after a kill leaves two equal lines), minus `skip`."""
+    def tickets(self, skip: Iterable[str] = (), since: datetime | None = None) -> Iterator[Ticket]:
+        """Every archived ticket once (a move repeated after a kill leaves two equal lines), minus `skip`. With
+        `since`, only files of tickets archived since its month: one archived earlier was closed before it."""
         seen = set(skip)
-        for entry in self.entries():
+        months = [p for p in self.months() if since is None or p.stem >= f"{since:%Y-%m}"]
+        for entry in self.entries(months):
             ticket = entry.ticket
             if ticket is not None and ticket.key not in seen:
                 seen.add(ticket.key)

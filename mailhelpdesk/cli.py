@@ -274,9 +274,10 @@ def report(config_path: Path, since: Any, until: Any, output_format: str, html_f
     end = (until + timedelta(days=1)).replace(tzinfo=tz).astimezone(UTC) if until else None
     if start and end and start >= end:
         raise click.BadParameter("--since must be on or before --until", param_hint="--since")
-    state = Store(config.resolve(config.helpdesk.state_file)).load()
-    result = figures.compute_report(
-        state.tickets.values(), tz, start, end, now, calendar=calendar(config)
+    store = Store(config.resolve(config.helpdesk.state_file))
+    earliest = start or (end or now) - figures.DEFAULT_PERIOD
+    result = figures.compute_report(  # streamed: the work in hand, then the archive from the period's month on
+        store.tickets(store.load(), since=earliest), tz, start, end, now, calendar=calendar(config)
     )
     if output_format == "json":
         click.echo(json.dumps(figures.to_json(result), indent=2, ensure_ascii=False))

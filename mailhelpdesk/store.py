@@ -270,11 +270,12 @@ class Store:
             self.baseline_meta = _dumps(_meta_of(state))
         return state
 
-    def tickets(self, state: State | None = None) -> Iterator[Ticket]:
-        """Every ticket once, the work in hand first, then the archive's, streamed (for reports)."""
+    def tickets(self, state: State | None = None, since: datetime | None = None) -> Iterator[Ticket]:
+        """Every ticket once, the work in hand first, then the archive's, streamed (for reports); with `since`,
+        the archive's files from that month on (archive.Archive.tickets)."""
         state = state or self.load()
         yield from state.tickets.values()
-        yield from self.archive.tickets(skip=state.tickets)
+        yield from self.archive.tickets(skip=state.tickets, since=since)
 
     def find(self, state: State, key: str) -> Ticket | None:
         return state.tickets.get(key) or self.archive.find(key)

@@ -294,3 +294,23 @@ def test_a_reply_to_an_archived_ticket_opens_a_new_one_linked_to_it_and_a_redeli
     assert desk.state.tickets == {}
     desk.feed("followup.eml", now=later)  # "Re:" the archived conversation, weeks later
     assert list(desk.state.tickets) == ["HD-2"] and desk.ticket("HD-2").related == ("HD-1",)
+
+
+def test_report_and_tickets_read_the_archive_by_streaming(tmp_path):
+    from click.testing import CliRunner
+
+    from mailhelpdesk.cli import main
+
+    config = tmp_path / "mailhelpdesk.toml"
+    config.write_text('[helpdesk]\naddress = "support@shop.example"\ntimezone = "UTC"\nstate_file = "state.json"\n'
+                      '[mailbox]\nbackend = "local"\n')
+    store = Store(tmp_path / "state.json")
+    store.save(a_state())
+    state = store.load()
+    store.maintain(state, NOW)
+    assert len(state.tickets) == 20
+    result = CliRunner().invoke(main, ["report", "--config", str(config), "--format", "json", "--now", NOW.isoformat()])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["total"]["opened"] == 30, "the ten archived tickets are counted too"
+    result = CliRunner().invoke(main, ["tickets", "HD-3", "--config", str(config), "--json"])
+    assert result.exit_code == 0 and json.loads(result.output)["key"] == "HD-3", result.output
