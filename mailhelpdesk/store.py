@@ -19,7 +19,6 @@ import functools
 import json
 import logging
 import os
-import sys
 import tempfile
 import types
 import typing
@@ -243,9 +242,10 @@ class Store:
     def load(self) -> State:
         db = self.open_db()
         try:
-            decoded = {name: {doc.doc_id: decode(cls, doc) for doc in db.table(name).all()}
+            raw = db.storage.cache or {}  # decoded straight from TinyDB's tables (its Documents would be copies)
+            decoded = {name: {doc_id: _decoder(cls)(row) for doc_id, row in raw.get(name, {}).items()}
                        for name, (cls, _) in TABLES.items()}
-            meta = _meta(db.storage.cache or {})
+            meta = _meta(raw)
             state = State(
                 tickets=dict(sorted(decoded["tickets"].items(), key=lambda kv: kv[1].number)),
                 ignored=decoded["ignored"],
@@ -265,9 +265,7 @@ class Store:
         if self._migrated or not self.file_size:
             self.baseline = None  # the first save writes the file whole (in the new form)
         else:
-            self.baseline = {name: dict(getattr(state, name)) for name in TABLES}
-            self.baseline["sent"] = {k: dataclasses.replace(r) for k, r in state.sent.items()}
-            self.baseline_meta = _dumps(_meta_of(state))
+            self._set_baseline(state)
         return state
 
     def tickets(self, state: State | None = None, since: datetime | None = None) -> Iterator[Ticket]:
@@ -316,7 +314,7 @@ class Store:
                 table.pop(key, None)
             for key in put.get(name, ()):
                 value = getattr(state, name)[key]
-                table[key] = dataclasses.replace(value) if name == "sent" else value
+                table[key] = _progress(value) if name == "sent" else value
         self.baseline_meta = meta
 
     def compact(self, state: State) -> None:
@@ -330,10 +328,13 @@ class Store:
         db.storage.flush()  # SnapshotStorage.write: atomic
         self.journal.restart()
         self.file_size = self.path.stat().st_size
-        self.baseline = {name: dict(getattr(state, name)) for name in TABLES}
-        self.baseline["sent"] = {k: dataclasses.replace(r) for k, r in state.sent.items()}
-        self.baseline_meta = _dumps(_meta_of(state))
+        self._set_baseline(state)
         state.archive = self.archive
+
+    def _set_baseline(self, state: State) -> None:
+        self.baseline = {name: dict(getattr(state, name)) for name in TABLES}
+        self.baseline["sent"] = {k: _progress(r) for k, r in state.sent.items()}
+        self.baseline_meta = _dumps(_meta_of(state))
 
     def maintain(self, state: State, now: datetime, sender_window: timedelta = timedelta(hours=24)) -> int:
         """Between passes: history to the archive, old sender counts forgotten, the journal compacted when it has
@@ -383,9 +384,14 @@ def _documents(rows: dict[str, Any]) -> Iterator[Document]:
 
 
 def _same(before: Any, now: Any) -> bool:
-    """Tickets and ignored records are replaced, never changed in place (identity says it); sent records are
-    changed in place (compared with the copy taken at the last save)."""
-    return before is now or (isinstance(now, SentRecord) and before == now)
+    """Tickets and ignored records are replaced, never changed in place (identity says it); a sent record's
+    progress changes in place (compared with what it was at the last save)."""
+    return before is now or (isinstance(now, SentRecord) and before == _progress(now))
+
+
+def _progress(record: SentRecord) -> tuple:
+    """What of a sent record changes in place (effects.py): the rest is fixed when it is queued."""
+    return (record.done, record.mail is None, record.attempts, record.retry_at, id(record))
 
 
 def _meta(raw: dict[str, Any]) -> dict[str, Any]:
@@ -437,33 +443,44 @@ def encode(value: Any) -> Any:
     return value
 
 
+def _plain(data: Any) -> Any:
+    return data
+
+
 @functools.lru_cache(maxsize=None)
 def _decoder(hint: Any) -> Callable[[Any], Any]:
-    """A function that turns JSON into a value of type `hint`; built once per type, so a load is a tight loop."""
+    """A function that turns JSON into a value of type `hint`, built once per type: a load is a tight loop that
+    converts only the fields JSON cannot hold as they are (dates, enums, tuples, nested records)."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         inner = _decoder(next(a for a in args if a is not type(None)))
-        return lambda data: None if data is None else inner(data)
+        return inner if inner is _plain else (lambda data: None if data is None else inner(data))
     if dataclasses.is_dataclass(hint):
         hints = typing.get_type_hints(hint)
-        fields = {f.name: _decoder(hints[f.name]) for f in dataclasses.fields(hint)}
+        fields = [f.name for f in dataclasses.fields(hint)]
+        convert = [(name, c) for name in fields if (c := _decoder(hints[name])) is not _plain]
+        known = frozenset(fields)
 
         def dataclass_(data: Any) -> Any:
-            return hint(**{k: fields[k](v) for k, v in data.items() if k in fields})
+            values = dict(data)
+            for name, conv in convert:
+                if name in values:
+                    values[name] = conv(values[name])
+            if not known.issuperset(values):  # written by a newer version: fields this one does not know
+                values = {k: v for k, v in values.items() if k in known}
+            return hint(**values)
         return dataclass_
     if origin is tuple:
         item = _decoder(args[0])
-        return lambda data: tuple(map(item, data))
+        return tuple if item is _plain else (lambda data: tuple(map(item, data)))
     if origin is list:
         item = _decoder(args[0])
-        return lambda data: list(map(item, data))
+        return list if item is _plain else (lambda data: list(map(item, data)))
     if hint is datetime:
         return datetime.fromisoformat
     if isinstance(hint, type) and issubclass(hint, Enum):
         return hint
-    if hint is str:
-        return lambda data: sys.intern(data) if isinstance(data, str) and len(data) < 64 else data
-    return lambda data: data
+    return _plain
 
 
 def decode(hint: Any, data: Any) -> Any:
