@@ -489,13 +489,9 @@ def run_rebuild(config_path: Path, force: bool, echo: Callable[[str], None]) -> 
          f"{len(state.sent)} sent message(s) on record, {len(state.ignored)} ignored; saved to {path}")
 
 
-def sending_line(config, state, now: datetime) -> str:
+def sending_line(config, sent: int, waiting: int) -> str:
     """Mail sent in the last 24 hours against the provider's daily limit, with a warning from 80 %: past the
     limit every later acknowledgement fails until the next day."""
-    sent = state.sends_last_day(now)
-    if sent is None:  # a state from before the counter: what the sent log still holds
-        sent = sum(1 for r in state.sent.values() if r.done and r.mail is None and now - r.at < timedelta(hours=24))
-    waiting = sum(1 for r in state.sent.values() if not r.done)
     limit = config.mailbox.daily_send_limit
     line = f"sent in the last 24 h: {sent}" + (f" of {limit} allowed a day" if limit else "") + (
         f"; {waiting} waiting in the outbox" if waiting else "")
@@ -507,8 +503,7 @@ def sending_line(config, state, now: datetime) -> str:
 
 def show_status(config_path: Path, echo: Callable[[str], None], now: datetime | None = None) -> int:
     """`mailhelpdesk status`: health for humans and for monitoring (exit 1 when stale). Needs no password."""
-    from .daemon import Health
-    from .store import Store
+    from .health import Health, summary
 
     config = load_config(config_path, secrets=False)
     path = config.resolve(config.helpdesk.state_file)
@@ -520,21 +515,23 @@ def show_status(config_path: Path, echo: Callable[[str], None], now: datetime | 
              f"({int((now - last).total_seconds() // 60)} min ago)")
     else:
         echo("last successful pass: never")
-    state = Store(path).load()
-    active = [t for t in state.tickets.values() if t.status.value == "open"]
-    echo(f"open tickets: {len(active)} ({sum(sla(t, now).overdue for t in active)} overdue, "
-         f"{sum(1 for t in active if not t.assignee)} unassigned); "
-         f"pending: {sum(1 for t in state.tickets.values() if t.status.value == 'pending')}")
-    echo(f"quarantined messages: {len(state.quarantine)}")
-    for ref, reason in list(state.quarantine.items())[:20]:
+    figures = health.get("summary") if Health(path).newer_than_state() else None
+    if figures is None:  # no daemon has run since the state last changed: count from the state itself
+        from .store import Store
+
+        figures = summary(Store(path).load(), now)
+    echo(f"open tickets: {figures['open']} ({figures['overdue']} overdue, {figures['unassigned']} unassigned); "
+         f"pending: {figures['pending']}")
+    echo(f"quarantined messages: {figures['quarantined']}")
+    for ref, reason in figures["quarantine"].items():
         echo(f"  {ref}: {reason}")
-    limited = state.cursors.get("ack_rate_limited") or {}
+    limited = figures["ack_rate_limited"]
     if limited.get("at") and now - datetime.fromisoformat(limited["at"]) < timedelta(hours=24):
         echo(f"WARNING: acknowledgement rate limit reached at {limited['at']}: {limited.get('skipped', '?')} "
              f"requests not acknowledged ([autoreply] max_per_hour = {limited.get('limit', '?')}); a flood or a "
              f"mail loop? see `mailhelpdesk tickets`")
-    echo(sending_line(config, state, now))
-    broken = state.cursors.get("template_error") or {}
+    echo(sending_line(config, figures["sent_last_day"], figures["waiting"]))
+    broken = figures["template_error"]
     if broken.get("at") and now - datetime.fromisoformat(broken["at"]) < timedelta(hours=24):
         echo(f"TEMPLATE ERROR at {broken['at']}: {broken.get('error', '?')}; fix it (`mailhelpdesk check` names "
              "every broken template)")

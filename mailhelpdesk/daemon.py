@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
-import json
 import logging
 import os
 import signal
@@ -19,6 +18,7 @@ from . import digest_request, records
 from .config import Config
 from .effects import Effects, coalesce_labels, describe
 from .engine import Engine
+from .health import Health, summary
 from .errors import LockError, MailboxError, StateFileError, StateLostError, StoreError
 from .mailbox import open_mailbox
 from .mailbox.base import Mailbox, relocate, stop_on
@@ -151,7 +151,8 @@ class Helpdesk:
             self.save()
         if changed or self._maintained_at is None or now - self._maintained_at >= MAINTAIN_EVERY:
             self._maintain(now)
-        self.health.write(last_success=now.isoformat(), last_messages=report.messages, unsaved=None)
+        self.health.write(last_success=now.isoformat(), last_messages=report.messages, unsaved=None,
+                          summary=summary(state, now))  # `status` reads this, not the state
         return report
 
     def _maintain(self, now: datetime) -> None:
@@ -231,49 +232,6 @@ def in_order(messages: list[Incoming], now: datetime) -> list[Incoming]:
         return effective[key]
 
     return sorted(messages, key=lambda m: (*when(m), m.when or now, m.ref))
-
-
-class Health:
-    """A tiny file beside the state: when the last pass succeeded, and the last error (for `status`)."""
-
-    def __init__(self, state_file: Path):
-        self.path = state_file.with_name(state_file.name + ".health")
-
-    def read(self) -> dict:
-        try:
-            return json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return {}
-
-    def write(self, **changes: object) -> None:
-        """Best effort: a full disk or a read-only folder must not turn a report about a problem into a crash."""
-        data = self.read()
-        data.update(changes, pid=os.getpid())
-        text = json.dumps(data, default=str)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        try:
-            tmp.write_text(text)
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            if not self._overwrite(text):  # a full disk still lets a small file be rewritten in its own blocks
-                log.warning("cannot write the health file %s: %s", self.path, exc.strerror or exc)
-
-    def _overwrite(self, text: str) -> bool:
-        try:
-            fd = os.open(self.path, os.O_WRONLY)
-        except OSError:
-            return False
-        try:
-            data = text.encode()
-            if os.write(fd, data) != len(data):
-                return False
-            os.ftruncate(fd, len(data))
-            return True
-        except OSError:
-            return False
-        finally:
-            os.close(fd)
 
 
 class InstanceLock:

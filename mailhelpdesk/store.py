@@ -172,7 +172,7 @@ class Journal:
                 os.ftruncate(fd, self.end)  # a full disk still lets a file shrink
             except OSError:
                 pass
-            raise StoreError(f"{self.path}: cannot save the state ({exc.strerror or exc}); "
+            raise StoreError(f"{self.path}: cannot save the state file ({exc.strerror or exc}); "
                              "nothing is sent until it can be saved") from None
         finally:
             os.close(fd)
