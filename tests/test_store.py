@@ -314,3 +314,30 @@ def test_report_and_tickets_read_the_archive_by_streaming(tmp_path):
     assert json.loads(result.output)["total"]["opened"] == 30, "the ten archived tickets are counted too"
     result = CliRunner().invoke(main, ["tickets", "HD-3", "--config", str(config), "--json"])
     assert result.exit_code == 0 and json.loads(result.output)["key"] == "HD-3", result.output
+
+
+def test_status_reads_the_last_pass_summary_and_counts_afresh_once_the_state_is_newer(tmp_path):
+    from mailhelpdesk.commands import show_status
+    from mailhelpdesk.health import Health, summary
+
+    config = tmp_path / "mailhelpdesk.toml"
+    config.write_text('[helpdesk]\naddress = "support@shop.example"\ntimezone = "UTC"\nstate_file = "state.json"\n'
+                      '[mailbox]\nbackend = "local"\n')
+    store = Store(tmp_path / "state.json")
+    store.save(a_state())
+    state = store.load()
+    figures = summary(state, NOW)
+    assert (figures["open"], figures["pending"]) == (20, 0)
+    health = Health(store.path)
+    health.write(last_success=NOW.isoformat(), summary=dict(figures, open=7))  # what a daemon saw
+    written = store.path.stat().st_mtime_ns
+    os.utime(health.path, ns=(written, written))  # written right after the state (no clock in the test)
+    lines: list[str] = []
+    show_status(config, lines.append, now=NOW)
+    assert any(line.startswith("open tickets: 7 ") for line in lines), "the daemon's summary, no state loaded"
+    state.tickets["HD-1"] = state.tickets["HD-1"].log(NOW, HistoryEvent.AGENT_REPLIED, "alice", status=Status.PENDING)
+    store.save(state)  # the state changes after the daemon's last pass
+    os.utime(store.journal.path, ns=(written + 10**9, written + 10**9))
+    lines = []
+    show_status(config, lines.append, now=NOW)
+    assert any(line.startswith("open tickets: 19 ") and line.endswith("pending: 1") for line in lines), lines
