@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 
 from .labels import LabelScheme, scheme_for
+from .mailbox.capabilities import LabelStore, capabilities
 from .mailbox.gmail import COLOURS
 from .mailbox.imap import keyword
 from .model import Priority, Status
@@ -87,7 +88,7 @@ def thunderbird(config) -> str:  # config: Config
         "// > Profile Folder) and restart Thunderbird. user.js is applied at every start: rename tags here, not in",
         "// Thunderbird's settings. Run `mailhelpdesk client-setup thunderbird` again after adding an agent.",
     ]
-    if config.mailbox.backend == "gmail":
+    if capabilities(config).labels is LabelStore.LABELS:
         lines += [
             "// This helpdesk runs on Gmail: its labels are Gmail labels, which Thunderbird shows as folders, not as",
             "// tags. The lines below only matter for an IMAP mailbox that is not Gmail.",

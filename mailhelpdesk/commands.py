@@ -9,6 +9,7 @@ from typing import Any, Callable, Iterable
 
 from .config import load_config
 from .errors import ConfigError, MailHelpdeskError
+from .mailbox.capabilities import capabilities
 from .model import Priority, Status, Ticket
 
 
@@ -49,7 +50,7 @@ def check_setup(config_path: Path) -> Iterable[str | MailHelpdeskError]:
         yield exc
     finally:
         mailbox.close()
-    if config.mailbox.backend == "imap":
+    if capabilities(config).sends_by_smtp:
         from .smtp import SmtpSender
 
         try:
@@ -104,7 +105,7 @@ def start_up_checks(helpdesk, send: bool = True) -> None:
     mode = (f"first run: the last {config.imap.import_days} days become tickets quietly" if state.first_run
             else f"{len(state.tickets)} tickets known")
     smtp = ""
-    if send and helpdesk.config.mailbox.backend == "imap":
+    if send and capabilities(helpdesk.config).sends_by_smtp:
         from .smtp import SmtpSender
 
         smtp = "; " + SmtpSender(helpdesk.config.smtp).check()
@@ -118,7 +119,7 @@ def insecure_settings(config) -> list[str]:
     warnings = []
     for section in ("imap", "smtp"):
         sub = getattr(config, section)
-        if config.mailbox.backend == "imap" and sub.security == "none" and sub.host not in ("127.0.0.1", "localhost", "::1"):
+        if section in capabilities(config).sections and sub.security == "none" and sub.host not in ("127.0.0.1", "localhost", "::1"):
             warnings.append(f"[{section}] security = \"none\" sends the password unencrypted to {sub.host}")
         if sub.password and not (sub.password_env or sub.password_file):
             warnings.append(f"[{section}] password is written in the config file; prefer password_env or password_file")

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigError
+from .mailbox.capabilities import BACKENDS, capabilities
 from .model import Priority
 
 DEFAULT_CONFIG = "mailhelpdesk.toml"
@@ -43,10 +44,10 @@ class HelpdeskConfig:
 
 @dataclass(frozen=True)
 class MailboxConfig:
-    backend: Literal["imap", "gmail", "local"] = "imap"
+    backend: str = "imap"  # a name in mailbox.capabilities.BACKENDS
     poll_interval: int = 30
     stale_after: int = 900
-    daily_send_limit: int = 2000  # the provider's sending limit (Gmail: 2,000 Workspace, 500 consumer); 0: none
+    daily_send_limit: int = 2000  # the provider's sending limit; when not given, the backend's (capabilities.py)
 
 
 @dataclass(frozen=True)
@@ -269,9 +270,24 @@ def config_from_dict(data: dict[str, Any], path: Path = Path(DEFAULT_CONFIG), se
         raise ConfigError(f"{path}: missing section [helpdesk] (it needs at least `address`)")
     data = dict(data, path=path)
     config = _build(Config, data, "", path)
+    config = _backend_defaults(config, data, path)
     config = _resolve_secrets(config, path, read=secrets)
     _check(config, path)
     return config
+
+
+def _backend_defaults(config: Config, data: dict[str, Any], path: Path) -> Config:
+    """The backend known, and what it implies where the file says nothing ([mailbox] daily_send_limit)."""
+    import dataclasses
+
+    backend = config.mailbox.backend
+    if backend not in BACKENDS:
+        raise ConfigError(f"{path}: mailbox.backend must be one of {', '.join(map(repr, BACKENDS))}, got {_show(backend)}")
+    given = data.get("mailbox", {})
+    if "daily_send_limit" in given:
+        return config
+    limit = capabilities(config).daily_send_limit
+    return dataclasses.replace(config, mailbox=dataclasses.replace(config.mailbox, daily_send_limit=limit))
 
 
 def _build(cls: type, data: Any, where: str, path: Path) -> Any:
@@ -378,13 +394,12 @@ def _check(config: Config, path: Path) -> None:
         ZoneInfo(h.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"{path}: [helpdesk] timezone {h.timezone!r} is not a known IANA time zone (e.g. 'Europe/Berlin')") from None
-    backend = config.mailbox.backend
-    if backend == "imap":
-        for key in ("host", "username"):
-            if not getattr(config.imap, key):
-                raise ConfigError(f"{path}: [imap] {key} is required when [mailbox] backend = \"imap\"")
-        if not config.smtp.host:
-            raise ConfigError(f"{path}: [smtp] host is required when [mailbox] backend = \"imap\" (mail goes out by SMTP)")
+    backend = capabilities(config)
+    for required in backend.required:
+        section, key = required.split(".")
+        if not getattr(getattr(config, section), key):
+            why = " (mail goes out by SMTP)" if section == "smtp" else ""
+            raise ConfigError(f"{path}: [{section}] {key} is required when [mailbox] backend = \"{backend.name}\"{why}")
     names, emails = set(), set()
     for i, agent in enumerate(config.agents):
         if not EMAIL.match(agent.email):

@@ -10,10 +10,10 @@ import threading
 from email.message import EmailMessage
 from email.utils import getaddresses
 
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, stop_when_event_set, wait_exponential
-
 from .config import SmtpConfig
 from .errors import AuthError, MailHelpdeskError, SendError, SmtpSetupError
+from .mailbox import _internals
+from .mailbox.retry import persist
 from .netfaults import connect_problem
 
 
@@ -96,11 +96,7 @@ class SmtpSender:
         if self.stop.is_set():
             raise Stopping("not connecting: stopping")
         # made unconnected, then connected: interrupt() can cut it while it waits for the greeting
-        if c.security == "ssl":
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(timeout=c.timeout, context=context)
-        else:
-            smtp = smtplib.SMTP(timeout=c.timeout)
-        smtp._host = c.host  # what the constructor would have kept: the name TLS checks the certificate against
+        smtp = _internals.smtp_unconnected(c.security == "ssl", c.host, c.timeout, context)
         self._live = smtp
         try:
             code, reply = smtp.connect(c.host, c.effective_port)
@@ -138,14 +134,8 @@ class SmtpSender:
     def _open(self, message: EmailMessage) -> smtplib.SMTP:
         """_open_once, again after a passing fault: at most ATTEMPTS tries within [smtp] timeout seconds in all,
         none once `stop` is set, and the waits between them end when it is."""
-        retrying = Retrying(
-            retry=retry_if_exception(_worth_retrying),
-            stop=stop_after_attempt(self.ATTEMPTS) | stop_after_delay(self.config.timeout) | stop_when_event_set(self.stop),
-            wait=wait_exponential(0.5, max=8),
-            sleep=self.stop.wait,
-            reraise=True,
-        )
-        return retrying(self._open_once, message)
+        return persist(lambda: self._open_once(message), passing=_worth_retrying, stop=self.stop,
+                       attempts=self.ATTEMPTS, first=0.5, most=8, within=self.config.timeout)
 
     def _open_once(self, message: EmailMessage) -> smtplib.SMTP:
         """Connect and hand over everything but the final dot, so the commit is one tiny write."""
@@ -169,7 +159,7 @@ class SmtpSender:
             code, reply = smtp.docmd("data")
             if code != 354:
                 raise smtplib.SMTPDataError(code, reply)
-            body = smtplib._quote_periods(data)  # dot-stuffing, as smtplib's own data() does
+            body = _internals.dot_stuffed(data)
             if not body.endswith(b"\r\n"):
                 body += b"\r\n"
             smtp.send(body)

@@ -23,6 +23,7 @@ import click
 
 from .config import EMAIL, ImapConfig, SmtpConfig
 from .errors import ConfigError
+from .mailbox.capabilities import Login, capabilities
 
 EXAMPLE_NAME = "config.example.toml"
 SECURITY = ("ssl", "starttls", "none")
@@ -249,8 +250,45 @@ def _line(key: str, value: str | int | list[str], comment: str = "", width: int 
     return f"{text:<{width}} # {comment}" if comment else text
 
 
+def _server_section(section: str, a: dict) -> list[str]:
+    what = {"imap": "where customers' mail is read", "smtp": "where our mail is sent"}[section]
+    ports = {"imap": IMAP_PORTS, "smtp": SMTP_PORTS}[section]
+    secret_key = "password_env" if a["secret"] == "env" else "password_file"
+    secret_comment = ("the environment variable that holds the password" if a["secret"] == "env"
+                      else "the file that holds the password")
+    return [
+        f"[{section}]",
+        _line("host", a[f"{section}_host"], what),
+        _line("port", a[f"{section}_port"], "usually {ssl} with ssl, {starttls} with starttls".format(**ports)),
+        _line("security", a[f"{section}_security"], '"ssl", "starttls" or "none" (no encryption)'),
+        _line("username", a["username"], "the login name"),
+        _line(secret_key, a["secret_value"], secret_comment),
+    ]
+
+
+def _gmail_section(a: dict) -> list[str]:
+    return [
+        "[gmail]",
+        _line("credentials_file", "credentials.json", "the OAuth client (Desktop app) from Google Cloud"),
+        _line("token_file", "token.json", "written by `mailhelpdesk auth` (mode 0600)"),
+    ]
+
+
+def _local_section(a: dict) -> list[str]:
+    return ["[local]", _line("path", "mailbox", "a folder with INBOX/ and Sent/ of .eml files")]
+
+
+SECTIONS: dict[str, Callable[[dict], list[str]]] = {
+    "imap": lambda a: _server_section("imap", a),
+    "smtp": lambda a: _server_section("smtp", a),
+    "gmail": _gmail_section,
+    "local": _local_section,
+}  # what the wizard writes of each section a backend reads (capabilities.py: sections)
+
+
 def render_config(a: dict) -> str:
     """The config file for these answers, with a comment on each line."""
+    backend = capabilities(a["backend"])
     lines = [
         "# mailhelpdesk config, written by `mailhelpdesk init`.",
         "# Every other key and its default: `mailhelpdesk init --example` prints the fully documented example.",
@@ -263,34 +301,11 @@ def render_config(a: dict) -> str:
         _line("state_file", "mailhelpdesk-state.json", "the small JSON store (`rebuild` recovers it)"),
         "",
         "[mailbox]",
-        _line("backend", a["backend"], '"imap", "gmail" (the Gmail API) or "local" (a folder, for trying)'),
+        _line("backend", backend.name, backend.summary),
         "",
     ]
-    if a["backend"] == "imap":
-        ports = {"imap": IMAP_PORTS, "smtp": SMTP_PORTS}
-        secret_key = "password_env" if a["secret"] == "env" else "password_file"
-        secret_comment = ("the environment variable that holds the password" if a["secret"] == "env"
-                          else "the file that holds the password")
-        for section, what in (("imap", "where customers' mail is read"), ("smtp", "where our mail is sent")):
-            lines += [
-                f"[{section}]",
-                _line("host", a[f"{section}_host"], what),
-                _line("port", a[f"{section}_port"],
-                      "usually {ssl} with ssl, {starttls} with starttls".format(**ports[section])),
-                _line("security", a[f"{section}_security"], '"ssl", "starttls" or "none" (no encryption)'),
-                _line("username", a["username"], "the login name"),
-                _line(secret_key, a["secret_value"], secret_comment),
-                "",
-            ]
-    elif a["backend"] == "gmail":
-        lines += [
-            "[gmail]",
-            _line("credentials_file", "credentials.json", "the OAuth client (Desktop app) from Google Cloud"),
-            _line("token_file", "token.json", "written by `mailhelpdesk auth` (mode 0600)"),
-            "",
-        ]
-    else:
-        lines += ["[local]", _line("path", "mailbox", "a folder with INBOX/ and Sent/ of .eml files"), ""]
+    for section in backend.sections:
+        lines += SECTIONS[section](a) + [""]
     lines += [
         "[sla]",
         _line("business_hours", "Mon-Fri 09:00-18:00", "when the response-time clock runs"),
@@ -340,7 +355,7 @@ def run_wizard(path: Path, force: bool, prompt: Callable, echo: Callable[[str], 
                      type=click.Choice(["api", "imap"], case_sensitive=False))
         a["backend"] = "gmail" if via == "api" else "imap"
     provider = provider_settings(provider_name, domain)
-    if a["backend"] == "imap":
+    if capabilities(a["backend"]).login is Login.PASSWORD:
         _ask_servers(a, provider, prompt, echo)
     a["timezone"] = prompt("Time zone of your business hours (IANA, like Europe/Berlin)",
                            default=local_timezone(), value_proc=timezone_name)
@@ -381,11 +396,12 @@ def _ask_servers(a: dict, provider: Provider, prompt: Callable, echo: Callable[[
 
 def next_steps(a: dict, provider: Provider, environ) -> list[str]:
     """What to do after the file is written; the password is set here, never in the config."""
-    if a["backend"] == "gmail":
+    login = capabilities(a["backend"]).login
+    if login is Login.OAUTH:
         return ["next: in Google Cloud Console enable the Gmail API, create an OAuth client (Desktop app) and save",
                 "      it as credentials.json next to the config;",
                 "then: mailhelpdesk auth ; mailhelpdesk check ; mailhelpdesk run"]
-    if a["backend"] == "local":
+    if login is Login.NONE:
         return ["next: mailhelpdesk run --once"]
     steps = []
     if a["secret"] == "env":

@@ -1,22 +1,20 @@
-"""Mailbox adapters behind one small protocol (see base.py)."""
+"""Mailbox adapters behind one small protocol (see base.py), and what each backend can do (capabilities.py)."""
 
 from __future__ import annotations
 
-from ..config import Config
-from .base import Mailbox
+from typing import TYPE_CHECKING
+
+from .capabilities import BACKENDS, Capabilities, capabilities
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from .base import Mailbox
+
+__all__ = ["BACKENDS", "Capabilities", "capabilities", "open_mailbox"]
 
 
 def open_mailbox(config: Config) -> Mailbox:
     """The adapter the config asks for (not yet connected)."""
-    backend = config.mailbox.backend
-    if backend == "local":
-        from .local import LocalMailbox
+    from .capabilities import adapter_class
 
-        return LocalMailbox(config.resolve(config.local.path), config)
-    if backend == "imap":
-        from .imap import ImapMailbox
-
-        return ImapMailbox(config)
-    from .gmail import GmailMailbox
-
-    return GmailMailbox(config)
+    return adapter_class(config.mailbox.backend).from_config(config)

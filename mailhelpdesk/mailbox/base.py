@@ -7,9 +7,10 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
-from typing import Any, Iterable, Iterator, Protocol
+from typing import Any, ClassVar, Iterable, Iterator, Protocol
 
 from ..model import IGNORED_PREFIX, Plan, State, ref_key
+from .capabilities import Capabilities
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,8 @@ class Changes:
 
 
 class Mailbox(Protocol):
-    kind: str
+    CAPABILITIES: ClassVar[Capabilities]  # what the backend can do (capabilities.py); its entry in BACKENDS
+    kind: str  # CAPABILITIES.name
 
     def connect(self) -> None: ...
 
@@ -112,9 +114,19 @@ def relocate(state: State, relocations: Iterable[Relocation]) -> Plan:
     return plan
 
 
+def new_mail_line(pushed: str, poll_interval: int, could_push: str = "") -> str:
+    """`check`'s line on how new mail is noticed: how it is pushed to us, else the polling, and what would push it
+    (`Capabilities.push`) where the server could."""
+    if pushed:
+        return f"new mail: {pushed}"
+    return f"new mail: polling every {poll_interval} s" + (f" (within seconds with {could_push})" if could_push else "")
+
+
 def stop_on(mailbox: Mailbox, stop: threading.Event) -> None:
-    """Let an adapter cut its network calls short once `stop` is set (SIGTERM), from the first pass on: the IMAP
-    adapter does (`ImapMailbox.stop_when`); an adapter without it only notices `stop` in `wait()`."""
+    """Let an adapter cut its network calls short once `stop` is set (SIGTERM), from the first pass on: no retry
+    starts and a retry's wait ends at once (`retry.persist`), and the IMAP adapter cuts a connection that hangs
+    (`ImapMailbox.stop_when`, `GmailMailbox.stop_when`); an adapter without `stop_when` only notices `stop` in
+    `wait()`."""
     hook = getattr(mailbox, "stop_when", None)
     if hook is not None:
         hook(stop)

@@ -18,13 +18,16 @@ from typing import Any, Callable, Iterable, Iterator
 from ..config import Config
 from ..errors import AuthError, ConfigError, MailboxError
 from ..records import folder_name
-from .base import Changes, RawMessage
+from .base import Changes, RawMessage, new_mail_line
+from .capabilities import GMAIL
+from .retry import persist
 
 log = logging.getLogger("mailhelpdesk")
 
 SCOPES = ["https://www.googleapis.com/auth/gmail.modify"]
 PUBSUB_SCOPE = "https://www.googleapis.com/auth/pubsub"
 WATCH_RENEW = 24 * 3600  # Google: renew users.watch at least every 7 days; once a day is recommended
+ATTEMPTS = 6  # tries of one call or batch that hits rate limits or 5xx: waits of 1, 2, 4, 8, 16 s between them
 
 
 def scopes_for(config: Config) -> list[str]:
@@ -263,8 +266,17 @@ def _one_line(value: object) -> str:
     return " ".join(str(value).split())
 
 
+class RateLimited(MailboxError):
+    """Gmail kept refusing some requests of a batch (rate limits, 5xx)."""
+
+
 class GmailMailbox:
-    kind = "gmail"
+    CAPABILITIES = GMAIL
+    kind = GMAIL.name
+
+    @classmethod
+    def from_config(cls, config: Config) -> "GmailMailbox":
+        return cls(config)
 
     def __init__(self, config: Config, credentials: Any = None):
         self.config = config
@@ -278,6 +290,7 @@ class GmailMailbox:
         self._pending: dict[str, Any] | None = None  # the cursor this pass returned, completed by send()
         self.email = ""
         self.watched_at = 0.0
+        self._stop: threading.Event | None = None  # the daemon's stop event: retry waits end when it is set
 
     # --- connection -------------------------------------------------------------------------------
 
@@ -328,10 +341,9 @@ class GmailMailbox:
         creds = self._load_credentials()
         endpoint = self.gmail.api_endpoint
         if endpoint:
-            import googleapiclient
+            from ._internals import gmail_discovery_document
 
-            path = Path(googleapiclient.__file__).parent / "discovery_cache" / "documents" / "gmail.v1.json"
-            document = json.loads(path.read_text())
+            document = gmail_discovery_document()
             document["rootUrl"] = endpoint.rstrip("/") + "/"  # batch requests follow rootUrl, not api_endpoint
             document["baseUrl"] = document["rootUrl"] + document["servicePath"]
             self.service = build_from_document(document, credentials=creds)
@@ -344,12 +356,16 @@ class GmailMailbox:
     def close(self) -> None:
         self.service = None
 
+    def _call(self, request: Any) -> Any:
+        """One API call, again (with backoff) after a rate limit, a 5xx or a dropped connection."""
+        return persist(request.execute, passing=_passing, stop=self._stop, attempts=ATTEMPTS, first=1, most=32)
+
     def _execute(self, request: Any) -> Any:
         from google.auth.exceptions import RefreshError
         from googleapiclient.errors import HttpError
 
         try:
-            return request.execute(num_retries=5)
+            return self._call(request)
         except RefreshError as exc:
             raise AuthError(f"the Gmail token was refused ({exc}): run `mailhelpdesk auth` again") from None
         except HttpError as exc:
@@ -374,7 +390,8 @@ class GmailMailbox:
             f"scope: {', '.join(scopes)}",
             f"labels under {self.root}/: {', '.join(sorted(n for n in self.label_ids if n.startswith(self.root + '/'))) or '(none yet)'}",
             f"first run imports: {self.gmail.initial_query!r}; afterwards history.list (1 call when idle)",
-            f"new mail: polling every {self.config.mailbox.poll_interval} s",
+            new_mail_line("Pub/Sub push (seconds)" if self.gmail.pubsub_subscription else "",
+                          self.config.mailbox.poll_interval, GMAIL.push),
         ]
 
     # --- labels -------------------------------------------------------------------------------
@@ -481,7 +498,7 @@ class GmailMailbox:
                 pageToken=token,
             )
             try:
-                response = request.execute(num_retries=5)
+                response = self._call(request)
             except HttpError as exc:
                 if exc.resp.status == 404:
                     return None
@@ -523,42 +540,48 @@ class GmailMailbox:
                 yield RawMessage(message["id"], role, raw, self._names(labels), received, message.get("threadId", ""))
 
     def _batch(self, requests: list[Any]) -> list[Any]:
-        """Run requests in batches; sub-requests that hit rate limits or 5xx are retried with backoff."""
-        from googleapiclient.errors import HttpError
-
+        """Run requests in batches; sub-requests that hit rate limits or 5xx are tried again, alone, with backoff."""
         results: list[Any] = [None] * len(requests)
         pending = list(range(len(requests)))
-        delay = 1.0
-        for attempt in range(6):
-            failed: list[int] = []
-            errors: dict[int, Any] = {}
-            for start in range(0, len(pending), BATCH_SIZE):
-                batch = self.service.new_batch_http_request()
-                for index in pending[start : start + BATCH_SIZE]:
 
-                    def callback(request_id: str, response: Any, exception: Any, index: int = index) -> None:
-                        if exception is None:
-                            results[index] = response
-                        elif isinstance(exception, HttpError) and exception.resp.status == 404:
-                            results[index] = None
-                        elif isinstance(exception, HttpError) and _retryable(exception):
-                            failed.append(index)
-                        else:
-                            errors[index] = exception
+        def attempt() -> None:
+            pending[:] = self._batch_once(requests, pending, results)
+            if pending:
+                raise RateLimited(f"Gmail API kept refusing {len(pending)} request(s) (rate limit); will retry next pass")
 
-                    batch.add(requests[index], callback=callback)
-                try:
-                    batch.execute()
-                except HttpError as exc:
-                    raise self._error(exc) from None
-            if errors:
-                raise self._error(next(iter(errors.values())))
-            if not failed:
-                return results
-            pending = failed
-            time.sleep(delay)
-            delay = min(delay * 2, 32)
-        raise MailboxError(f"Gmail API kept refusing {len(pending)} request(s) (rate limit); will retry next pass")
+        persist(attempt, passing=lambda exc: isinstance(exc, RateLimited), stop=self._stop, attempts=ATTEMPTS,
+                first=1, most=32)
+        return results
+
+    def _batch_once(self, requests: list[Any], indexes: list[int], results: list[Any]) -> list[int]:
+        """The requests at `indexes`, in batches of BATCH_SIZE; their answers go into `results` (None: not found).
+        The indexes of those refused for now (rate limits, 5xx)."""
+        from googleapiclient.errors import HttpError
+
+        failed: list[int] = []
+        errors: list[Any] = []
+        for start in range(0, len(indexes), BATCH_SIZE):
+            batch = self.service.new_batch_http_request()
+            for index in indexes[start : start + BATCH_SIZE]:
+
+                def callback(request_id: str, response: Any, exception: Any, index: int = index) -> None:
+                    if exception is None:
+                        results[index] = response
+                    elif isinstance(exception, HttpError) and exception.resp.status == 404:
+                        results[index] = None
+                    elif isinstance(exception, HttpError) and _retryable(exception):
+                        failed.append(index)
+                    else:
+                        errors.append(exception)
+
+                batch.add(requests[index], callback=callback)
+            try:
+                batch.execute()
+            except HttpError as exc:
+                raise self._error(exc) from None
+        if errors:
+            raise self._error(errors[0])
+        return failed
 
     # --- sending ----------------------------------------------------------------------------------
 
@@ -613,8 +636,14 @@ class GmailMailbox:
                 if message is not None:
                     yield base64.urlsafe_b64decode(message["raw"] + "=" * (-len(message["raw"]) % 4))
 
+    def stop_when(self, stop: threading.Event) -> None:
+        """Once `stop` is set (SIGTERM) no call is tried again and a wait before the next try ends at once."""
+        self._stop = stop
+
     def wait(self, timeout: float, stop: threading.Event | None = None) -> None:
         """Push when configured (Pub/Sub pull: wakes within seconds of new mail), else sleep until the next poll."""
+        if stop is not None:
+            self.stop_when(stop)
         stop = stop or threading.Event()
         if not self.gmail.pubsub_subscription or self.service is None:
             stop.wait(timeout)
@@ -657,9 +686,6 @@ class GmailMailbox:
             session.post(base + ":acknowledge", json={"ackIds": [m["ackId"] for m in received]}, timeout=30)
         return bool(received)
 
-    def message_link(self, ref: str) -> str:
-        return f"https://mail.google.com/mail/u/{self.email or 0}/#all/{ref}"
-
 
 def _parents(name: str) -> list[str]:
     parts = name.split("/")
@@ -677,5 +703,16 @@ def _reason(exc: Any) -> str:
 
 
 def _retryable(exc: Any) -> bool:
+    """An HttpError that may pass: a rate limit or a server error."""
     status = exc.resp.status
     return status == 429 or status >= 500 or (status == 403 and _reason(exc) in ("rateLimitExceeded", "userRateLimitExceeded"))
+
+
+def _passing(exc: BaseException) -> bool:
+    """A failure of one call worth trying again at once: what Google's client retried with num_retries (rate
+    limits, 5xx, a dropped or timed-out connection); anything else waits for the next pass."""
+    from googleapiclient.errors import HttpError
+
+    if isinstance(exc, HttpError):
+        return _retryable(exc)
+    return isinstance(exc, (ConnectionError, TimeoutError))

@@ -16,15 +16,17 @@ from typing import Any, Callable, Iterable, Iterator
 
 import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
-from imapclient.imapclient import SENT
-from imapclient.response_parser import parse_fetch_response
-from imapclient.datetime_util import datetime_to_INTERNALDATE
 
 from ..config import Config
 from ..errors import AuthError, CapabilityError, MailboxError, MailboxSetupError, SendError
 from ..netfaults import connect_problem
 from ..smtp import SmtpSender
-from .base import Changes, RawMessage, Relocation
+from . import _internals
+from .base import Changes, RawMessage, Relocation, new_mail_line
+from .capabilities import IMAP, SentCopy
+from .imap_labels import LabelWay, keyword, label_store_for
+
+__all__ = ["ImapMailbox", "chunks", "fetched_size", "keyword", "make_ref", "size_batches", "split_ref", "uid_ranges"]
 
 log = logging.getLogger("mailhelpdesk")
 
@@ -34,12 +36,7 @@ KEEP_LIMIT = 1024 * 1024  # what is fetched of one message: all of it up to this
 # bytes -- headers and text come first, attachments after; parse.py keeps BODY_LIMIT characters of text anyway
 STOP_GRACE = 2.0  # seconds a pass has to end by itself once the daemon is stopping, before its connections are cut
 COMMIT_GRACE = 4.0  # ... and an SMTP commit in flight to get its verdict (SIGTERM must end the daemon within 10 s)
-ATOM_SPECIALS = re.compile(r"[^\x21-\x7e]|[(){%*\"\\\]]")
-
-
-def keyword(label: str) -> str:
-    """An IMAP keyword for a label: keywords are atoms, so spaces and specials become '_'."""
-    return ATOM_SPECIALS.sub("_", label)
+SENT = b"\\Sent"  # the special-use attribute of the sent folder (RFC 6154)
 
 
 def chunks(uids: list[int], size: int = 500) -> Iterator[list[int]]:
@@ -101,7 +98,12 @@ def split_ref(ref: str) -> tuple[str, int, int]:
 
 
 class ImapMailbox:
-    kind = "imap"
+    CAPABILITIES = IMAP
+    kind = IMAP.name
+
+    @classmethod
+    def from_config(cls, config: Config) -> "ImapMailbox":
+        return cls(config)
 
     def __init__(self, config: Config, sender: SmtpSender | None = None):
         self.config = config
@@ -209,8 +211,9 @@ class ImapMailbox:
         return True
 
     @property
-    def gmail(self) -> bool:
-        return b"X-GM-EXT-1" in self.capabilities
+    def label_store(self) -> LabelWay:
+        """How this server keeps labels: keywords, or Gmail labels over IMAP."""
+        return label_store_for(self.capabilities)
 
     @property
     def condstore(self) -> bool:
@@ -219,7 +222,7 @@ class ImapMailbox:
     @property
     def save_sent(self) -> bool:
         if self.imap.save_sent == "auto":
-            return not self.gmail  # Gmail keeps a copy of everything sent through its SMTP
+            return self.label_store.sent_copy is SentCopy.OURS  # Gmail keeps a copy of everything sent through it
         return self.imap.save_sent == "yes"
 
     def _client(self) -> imapclient.IMAPClient:
@@ -246,37 +249,20 @@ class ImapMailbox:
         lines = [f"IMAP {self.imap.host}:{self.imap.effective_port} ({self.imap.security}) as {self.imap.username}"]
         lines.append("capabilities: " + " ".join(caps))
         lines.append(f"watching {self.imap.folder!r} and sent folder {self.sent_folder or '(none found)'!r}")
-        lines.append("new mail: " + ("IDLE (seconds)" if self._idle else f"polling every {self.config.mailbox.poll_interval} s"))
+        lines.append(new_mail_line("IDLE (seconds)" if self._idle else "", self.config.mailbox.poll_interval,
+                                   IMAP.push if b"IDLE" in self.capabilities else ""))
         lines.append("agents' label changes: " + ("CONDSTORE (cheap)" if self.condstore else "full flag scan each pass"))
-        if self.condstore and not self.gmail:
+        if self.condstore and self.label_store.conditional:
             lines.append("label writes: only over the version we read (CONDSTORE UNCHANGEDSINCE); an agent's change wins")
-        if self.gmail:
-            lines.append("labels: Gmail labels over IMAP (X-GM-LABELS)")
-        else:
-            info = client.select_folder(self.imap.folder)  # EXAMINE would report no permanent flags at all
-            permanent = info.get(b"PERMANENTFLAGS", ())
-            if b"\\*" not in permanent:
-                raise CapabilityError(
-                    f"the server does not allow new IMAP keywords in {self.imap.folder!r} (PERMANENTFLAGS lacks \\*), "
-                    "so labels cannot be stored"
-                )
-            lines.append(f"labels: IMAP keywords such as {keyword(self.root + '/Status/Open')} (mail clients show them as tags)")
+        lines += self.label_store.describe(client, self.imap.folder, self.root)
         lines.append("sent copies: " + ("appended to the sent folder" if self.save_sent else "kept by the server"))
         return lines
 
     def prepare(self, labels: Iterable[str]) -> list[str]:
         # keywords are matched without regard to case (RFC 3501); Thunderbird stores the tags it sets lower-cased
+        labels = list(labels)
         self.names = {keyword(label).lower(): label for label in labels}
-        if self.gmail:
-            client = self._client()
-            existing = {name for _, _, name in client.list_folders()}
-            created = []
-            for label in sorted(labels):
-                if label not in existing:
-                    client.create_folder(label)
-                    created.append(label)
-            return [f"created Gmail label {name}" for name in created]
-        return []
+        return self.label_store.prepare(self._client, labels)
 
     @property
     def _idle(self) -> bool:
@@ -291,12 +277,8 @@ class ImapMailbox:
         return folders
 
     def _labels(self, data: dict[bytes, Any]) -> frozenset[str]:
-        if self.gmail:
-            raw = data.get(b"X-GM-LABELS", ())
-        else:
-            raw = data.get(b"FLAGS", ())
         labels = set()
-        for item in raw:
+        for item in data.get(self.label_store.item, ()):
             text = item.decode("utf-8", "replace") if isinstance(item, bytes) else str(item)
             low = text.lower()
             if low.startswith(keyword(self.root).lower() + "/") or low.startswith(self.root.lower() + "/"):
@@ -309,7 +291,7 @@ class ImapMailbox:
         label_changes: list[tuple[str, frozenset[str]]] = []
         relocations: list[Relocation] = []
         todo: list[tuple[str, str, int, list[int]]] = []
-        flag_items = [b"X-GM-LABELS"] if self.gmail else [b"FLAGS"]
+        flag_items = [self.label_store.item]
         if self.condstore:
             flag_items.append(b"MODSEQ")
         if self._sent_lost:
@@ -399,9 +381,8 @@ class ImapMailbox:
         headers), and each message is let go once handed on. Memory is bounded by the budget, whatever the backlog."""
         client = self._client()
         body = b"BODY.PEEK[]<0.%d>" % KEEP_LIMIT  # a smaller message comes whole (RFC 3501 partial fetch)
-        items = [body, b"INTERNALDATE", b"FLAGS"]
-        if self.gmail:
-            items += [b"X-GM-LABELS", b"X-GM-THRID"]
+        labelling = self.label_store
+        items = [body, b"INTERNALDATE", b"FLAGS", *labelling.extra]
         if self.condstore:
             items.append(b"MODSEQ")  # the version of the labels we read: set_labels writes only over that one
         for folder, role, validity, uids in todo:
@@ -425,15 +406,7 @@ class ImapMailbox:
                     received = data.get(b"INTERNALDATE")
                     if isinstance(received, datetime):
                         received = received.astimezone(UTC) if received.tzinfo else received.replace(tzinfo=UTC)
-                    thread = data.get(b"X-GM-THRID")
-                    yield RawMessage(
-                        ref,
-                        role,
-                        raw,
-                        self._labels(data),
-                        received,
-                        format(thread, "x") if isinstance(thread, int) else "",
-                    )
+                    yield RawMessage(ref, role, raw, self._labels(data), received, labelling.thread_id(data))
                     del raw, data
 
     # --- writing --------------------------------------------------------------------------------
@@ -458,24 +431,15 @@ class ImapMailbox:
             if int(info[b"UIDVALIDITY"]) != validity:
                 continue  # the folder was recreated; the next pass finds its messages again (Relocation)
             known = {f.decode("utf-8", "replace") if isinstance(f, bytes) else f for f in info.get(b"FLAGS", ())}
-            unwanted = {keyword(label).lower() for label in remove}
-            drop = sorted(k for k in known if k.lower() in unwanted)  # as the server spells them
-            conditional = self.condstore and not self.gmail and self._floor.get(folder, 0) > 0
+            labelling = self.label_store
+            drop, put = labelling.changes(add, remove, known)
+            conditional = self.condstore and labelling.conditional and self._floor.get(folder, 0) > 0
             for uids in chunks(all_uids):
-                if self.gmail:  # whether Gmail honours UNCHANGEDSINCE on X-GM-LABELS is unproven: plain writes
-                    if remove:
-                        client.remove_gmail_labels(uids, sorted(remove), silent=True)
-                    if add:
-                        client.add_gmail_labels(uids, sorted(add), silent=True)
-                    continue
                 if not conditional:
-                    if drop:
-                        client.remove_flags(uids, drop, silent=True)
-                    if add:
-                        client.add_flags(uids, sorted(map(keyword, add)), silent=True)
+                    labelling.write(client, uids, drop, put)
                     continue
                 refused: set[int] = set()
-                for op, flags in ((b"-FLAGS", drop), (b"+FLAGS", sorted(map(keyword, add)))):
+                for op, flags in (("-FLAGS", drop), ("+FLAGS", put)):
                     if flags:
                         refused |= self._store_unless_changed(client, folder, validity,
                                                               [u for u in uids if u not in refused], op, flags)
@@ -486,7 +450,7 @@ class ImapMailbox:
                     self.conflicts.append(ref)
 
     def _store_unless_changed(self, client: imapclient.IMAPClient, folder: str, validity: int, uids: list[int],
-                              op: bytes, flags: list[str]) -> set[int]:
+                              op: str, flags: list[str]) -> set[int]:
         """UID STORE (UNCHANGEDSINCE v) op flags, for each message over the version we know of it (the folder's
         floor, or newer); the versions our writes make are remembered for the next write. The UIDs refused."""
         floor = self._floor.get(folder, 0)
@@ -494,20 +458,13 @@ class ImapMailbox:
         for uid in uids:
             by_version.setdefault(max(floor, self._modseq.get(make_ref(folder, validity, uid), 0)), []).append(uid)
         refused: set[int] = set()
-        imap = client._imap
         for version, group in sorted(by_version.items()):
-            imap.untagged_responses.pop("MODIFIED", None)
-            imap.untagged_responses.pop("FETCH", None)
-            # not .SILENT: the FETCH replies carry the new MODSEQ of each message we changed
-            typ, data = imap._simple_command("UID", "STORE", ",".join(map(str, group)), f"(UNCHANGEDSINCE {version})",
-                                             op.decode(), "(" + " ".join(flags) + ")")
+            typ, data, modified, answers = _internals.store_unless_changed(client, group, version, op, flags)
             if typ != "OK":
                 raise MailboxError(f"the server refused to label messages in {folder!r}: {data!r}")
-            modified = b" ".join(m for m in imap.untagged_responses.pop("MODIFIED", []) if isinstance(m, bytes))
             ranges = uid_ranges(modified)
             refused |= {uid for uid in group if any(a <= uid <= b for a, b in ranges)}
-            answers = [a for a in imap.untagged_responses.pop("FETCH", []) if isinstance(a, bytes)]
-            for answer in parse_fetch_response(answers, True, False).values() if answers else ():
+            for answer in answers:
                 uid = answer.get(b"UID")
                 if isinstance(uid, int) and uid in group and uid not in refused:
                     self._note_modseq(make_ref(folder, validity, uid), answer)
@@ -545,29 +502,18 @@ class ImapMailbox:
         except SendError:
             self._unsent.add(str(message["Message-ID"]))
             raise
-        if self.gmail and labels and ref:
+        if self.label_store.label_copy and labels and ref:
             self.set_labels([ref], labels, frozenset())
         return ref
 
     def _store_copy(self, message: EmailMessage, labels: frozenset[str], then: Callable[[], None]) -> str:
         client = self._client()
-        flags = [b"\\Seen"] + ([] if self.gmail else [k.encode() for k in sorted(map(keyword, labels))])
+        flags = [b"\\Seen", *self.label_store.on_copy(labels)]
         data = message.as_bytes(policy=email.policy.SMTP)
         if b"LITERAL+" in self.capabilities:
-            imap = client._imap
-            tag = imap._new_tag()
-            head = b" ".join([
-                tag, b"APPEND", _as_bytes(client._normalise_folder(self.sent_folder)),
-                b"(" + b" ".join(flags) + b")",
-                b'"' + datetime_to_INTERNALDATE(datetime.now(UTC)).encode() + b'"',
-            ])
-            imap.send(head + b" {%d+}\r\n" % len(data) + data + b"\r\n")
-            then()
-            typ, response = imap._command_complete("APPEND", tag)
+            typ, text = _internals.append_then(client, self.sent_folder, flags, datetime.now(UTC), data, then)
             if typ != "OK":
-                raise MailboxError(f"the server refused to store the sent copy in {self.sent_folder!r}: {response!r}")
-            text = b" ".join(r for r in response if isinstance(r, bytes))
-            text += b" " + b" ".join(r for r in imap.untagged_responses.pop("APPENDUID", []) if isinstance(r, bytes))
+                raise MailboxError(f"the server refused to store the sent copy in {self.sent_folder!r}: {text!r}")
         else:
             text = client.append(self.sent_folder, data, flags=flags, msg_time=datetime.now(UTC)) or b""
             then()
@@ -677,8 +623,7 @@ class ImapMailbox:
         while self.sender.committing.is_set() and time.monotonic() < deadline:
             time.sleep(0.05)
         self.sender.interrupt()
-        client = self.client
-        sock = getattr(getattr(client, "_imap", None), "sock", None)
+        sock = _internals.imap_socket(self.client)
         if sock is not None:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
@@ -690,6 +635,3 @@ def _text(exc: Exception) -> str:
     text = str(exc)
     return text.decode("utf-8", "replace") if isinstance(text, bytes) else text
 
-
-def _as_bytes(value: str | bytes) -> bytes:
-    return value if isinstance(value, bytes) else value.encode()

@@ -13,12 +13,18 @@ from typing import Any, Iterable, Iterator
 
 from ..config import Config
 from .base import Changes, RawMessage
+from .capabilities import LOCAL
 
 FOLDERS = (("INBOX", "inbox"), ("Sent", "sent"))
 
 
 class LocalMailbox:
-    kind = "local"
+    CAPABILITIES = LOCAL
+    kind = LOCAL.name
+
+    @classmethod
+    def from_config(cls, config: Config) -> "LocalMailbox":
+        return cls(config.resolve(config.local.path), config)
 
     def __init__(self, path: Path, config: Config | None = None):
         self.path = Path(path)

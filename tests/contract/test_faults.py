@@ -39,6 +39,10 @@ def wait_for(condition, timeout=30.0):
     return False
 
 
+def acknowledgements(smtp_sink) -> list:
+    return [m for m in smtp_sink.messages if m.message["X-Mailhelpdesk-Kind"] == "acknowledgement"]
+
+
 def test_the_daemon_survives_a_server_restart_and_reconnects(dovecot, imap_account, smtp_sink, tmp_path, caplog):
     import dataclasses
 
@@ -56,12 +60,13 @@ def test_the_daemon_survives_a_server_restart_and_reconnects(dovecot, imap_accou
         dovecot.restart()  # every open connection drops
         imap_account.append("INBOX", fresh_question(2), when=T0)
         assert wait_for(lambda: len(helpdesk.state.tickets) == 2), caplog.text
+        assert wait_for(lambda: len(acknowledgements(smtp_sink)) == 2), caplog.text  # a stop would cut sends short
         assert any("retrying" in r.message or "reconnecting" in r.message for r in caplog.records)
     finally:
         stop.set()
         thread.join(30)
     assert not thread.is_alive(), "the loop stops when asked"
-    acks = [m for m in smtp_sink.messages if m.message["X-Mailhelpdesk-Kind"] == "acknowledgement"]
+    acks = acknowledgements(smtp_sink)
     assert sorted(str(m.message["To"]) for m in acks) == ["customer1@customer.example", "customer2@customer.example"]
 
 
