@@ -82,7 +82,7 @@ class Helpdesk:
             self.mailbox.connect()
             self.mailbox.prepare(self.engine.labels.to_create())
             self._prepared = True
-        state = self.state
+        state = self.state.copy() if dry_run else self.state  # a dry run decides on a copy: the state stays as it was
         since = now - timedelta(days=self.config.imap.import_days)
         changes = self.mailbox.changes(state.cursors, since)
         state.merge(relocate(state, changes.relocations))  # a folder whose UIDVALIDITY changed: same mail, new refs
@@ -94,7 +94,7 @@ class Helpdesk:
             try:
                 facts = parse_message(raw.raw, self.config.helpdesk.ticket_prefix)
             except Exception as exc:  # the parser is meant never to raise; if it does, keep the mail and go on
-                self._quarantine(raw.ref, f"unreadable: {type(exc).__name__}: {exc}", actions, report)
+                self._quarantine(state, raw.ref, f"unreadable: {type(exc).__name__}: {exc}", actions, report)
                 report.messages += 1
                 continue
             incoming.append(Incoming(raw.ref, raw.folder_role, facts, raw.labels, raw.received_at, raw.thread_id))
@@ -114,7 +114,7 @@ class Helpdesk:
                 plan = self.engine.on_message(state, message, now)
             except Exception as exc:
                 log.debug("engine failed on %s:\n%s", message.ref, traceback.format_exc())
-                self._quarantine(message.ref, f"could not be processed: {type(exc).__name__}: {exc}", actions, report)
+                self._quarantine(state, message.ref, f"could not be processed: {type(exc).__name__}: {exc}", actions, report)
                 continue
             state.merge(plan)
             actions += plan.actions
@@ -131,7 +131,6 @@ class Helpdesk:
         report.planned += [f"{describe(r.mail)} (left over from an interrupted pass)"
                            for r in state.sent.values() if not r.done and r.mail is not None]
         if dry_run:
-            self.state = self.store.load()  # forget what this pass decided
             return report
         actions += digest_request.take(self.engine, state, now, self.store.path)  # `digest --send` while we run
         effects = Effects(self.config, self.mailbox, self.save)
@@ -195,9 +194,9 @@ class Helpdesk:
             self.health.write(last_error=message, last_error_at=self.clock().isoformat())  # never raises
             raise StateLostError(message)
 
-    def _quarantine(self, ref: str, reason: str, actions: list[Action], report: PassReport) -> None:
+    def _quarantine(self, state: State, ref: str, reason: str, actions: list[Action], report: PassReport) -> None:
         log.error("quarantined %s: %s", ref, reason)
-        self.state.quarantine[ref] = reason
+        state.quarantine[ref] = reason
         actions.append(SetLabels((ref,), frozenset({self.engine.labels.quarantine}), frozenset()))
         report.quarantined.append(f"{ref}: {reason}")
 

@@ -1,26 +1,22 @@
-"""The only module that acts: labels, sends, and the records that make sends exactly-once."""
+"""The only module that acts: labels and sends. It reports what happened to each send; the core (`outbox.py`)
+says what that changes in the state."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Callable, Iterable
 
+from . import outbox
 from .compose import compose
 from .config import Config
 from .errors import MailboxError, SendError, StoreError
 from .mailbox.base import Mailbox
-from .model import TO_CUSTOMER, Action, HistoryEvent, MailKind, SendMail, SentRecord, SetLabels, State, Status
-from .rules.senders import sender_key
-from .rules.threading import ref_key
+from .model import Action, SentRecord, SetLabels, State
+from .outbox import Outcome, SendOutcome
 
 log = logging.getLogger("mailhelpdesk")
-
-RETRY_FIRST = timedelta(minutes=5)  # after a temporary refusal of one message, as Postfix does: 5 min, doubling
-RETRY_MAX = timedelta(hours=1)
-GIVE_UP_AFTER = timedelta(days=1)  # a mail still refused after a day has lost its point; the ticket says so
 
 
 def coalesce_labels(actions: Iterable[Action]) -> list[SetLabels]:
@@ -57,23 +53,23 @@ def describe(action: Action) -> str:
     return f"send {action.kind} for {action.ticket or '-'} to {action.to}: {action.subject!r}"
 
 
-CUSTOMERS_RESERVE = 0.9  # past this share of the daily sending limit only mail to customers goes out
-
-
 class Effects:
+    """Acts on a pass's decisions: labels, then the outbox, each mail exactly once. Each outcome of a send is
+    reported to the core (`outbox.recorded`), whose plan is merged into the state; the state is saved whenever it
+    must know something before anything else happens (the intents before the first send; a send with no copy in
+    the mailbox to prove it)."""
+
     def __init__(self, config: Config, mailbox: Mailbox, checkpoint: Callable[[], None]):
         self.config = config
         self.mailbox = mailbox
-        self.checkpoint = checkpoint  # saves the state: called before each send (the intent record)
+        self.checkpoint = checkpoint  # saves the state
         self.fresh: set[str] = set()  # Message-IDs queued by this pass (no earlier attempt can have left a copy)
 
     def enqueue(self, state: State, actions: list[Action], now: datetime) -> None:
-        """Every send of the pass into the outbox (in memory): whatever saves the state from now on saves the
-        intents with the decisions that made them (a ticket marked acknowledged has its acknowledgement queued)."""
-        for mail in (a for a in actions if isinstance(a, SendMail)):
-            if mail.message_id not in state.sent:
-                state.sent[mail.message_id] = SentRecord(mail.key, mail.message_id, mail.to, mail.kind, mail.ticket, now, mail=mail)
-                self.fresh.add(mail.message_id)
+        """The pass's sends into the outbox (in memory): any save from now on keeps them with their decisions."""
+        plan = outbox.queue(state, actions, now)
+        state.merge(plan)
+        self.fresh |= set(plan.sent)
 
     def apply(self, state: State, actions: list[Action], now: datetime) -> list[str]:
         """Labels first (so no saved state claims labels that are not there); then every send is written to
@@ -83,68 +79,50 @@ class Effects:
             self.mailbox.set_labels(action.refs, action.add, action.remove)
             done.append(describe(action))
         self.enqueue(state, actions, now)
-        fresh = self.fresh
-        outbox = [r for r in state.sent.values() if not r.done and r.mail is not None]
-        # customers first: when the provider's daily limit or an outage cuts a pass short, notices to agents wait
-        outbox.sort(key=lambda r: r.kind not in TO_CUSTOMER)
-        if outbox:
+        dropped = outbox.review(state, now)  # what lost its point while it waited goes, with a note on its ticket
+        state.merge(dropped)
+        for note in dropped.notes:
+            log.info("%s", note)
+        waiting = outbox.waiting(state)
+        if waiting:
             # the intents are on disk before any mail leaves; when the state cannot be saved (a full disk, a
             # read-only folder) this raises and nothing is sent: a send the state file cannot record would be
             # sent again after a restart (fail closed)
             self.checkpoint()
         limit = self.config.mailbox.daily_send_limit
-        for record in outbox:
+        for record in waiting:
+            if not outbox.may_send(state, record, now, limit):
+                continue  # backing off after a refusal, or the day's limit is near and this is not for a customer
             mail = record.mail
-            if record.retry_at is not None and record.retry_at > now:
-                continue  # backing off after a temporary refusal; the others go
-            if limit and record.kind not in TO_CUSTOMER and (state.sends_last_day(now) or 0) >= CUSTOMERS_RESERVE * limit:
-                continue  # the provider's daily limit is near: what is left of it is for customers; notices wait
-            if self._pointless(state, record, now):
-                continue
+            assert mail is not None
             try:
                 # a copy in the sent folder proves a send only if no attempt was refused after storing its copy
-                maybe_sent = record.message_id not in fresh and record.attempts == 0
+                maybe_sent = record.message_id not in self.fresh and record.attempts == 0
                 if self._send(state, record, now, maybe_sent=maybe_sent):
                     done.append(describe(mail))
             except SendError as exc:
                 if exc.permanent:
-                    self._give_up(state, record, str(exc), now)
+                    self._gave_up(state, record, str(exc), now)
                 elif not exc.only_this:
                     log.error("%s: %s (the outbox waits for the next pass)", record.key, exc)
                     break  # the server is unreachable or busy: do not spend the pass retrying every message
-                elif now - record.at >= GIVE_UP_AFTER:
-                    self._give_up(state, record, f"{exc} (still refused after {GIVE_UP_AFTER})", now)
+                elif outbox.refused_for_a_day(record, now):
+                    self._gave_up(state, record, f"{exc} (still refused after {outbox.GIVE_UP_AFTER})", now)
                 else:  # this message only (a recipient's domain that does not answer...): back off, the rest goes
-                    record.attempts += 1
-                    record.retry_at = now + min(RETRY_FIRST * 2 ** (record.attempts - 1), RETRY_MAX)
-                    log.warning("%s: %s (trying again at %s)", record.key, exc, record.retry_at.isoformat())
+                    self._report(state, SendOutcome(Outcome.DEFERRED, record.message_id, reason=str(exc)), now)
+                    log.warning("%s: %s (trying again at %s)", record.key, exc,
+                                state.sent[record.message_id].retry_at.isoformat())
             except (MailboxError, StoreError):
                 raise  # the connection is gone, or the state cannot be saved: the pass fails, nothing more is sent
             except Exception as exc:  # one message must never block the others, pass after pass
                 log.exception("%s: could not be sent", record.key)
-                self._give_up(state, record, f"{type(exc).__name__}: {exc}", now)
+                self._gave_up(state, record, f"{type(exc).__name__}: {exc}", now)
         return done
 
-    def _pointless(self, state: State, record: SentRecord, now: datetime) -> bool:
-        """An acknowledgement that waited in the outbox (an SMTP outage) while an agent answered or solved the
-        ticket would only confuse the customer: dropped, and the ticket says so."""
-        ticket = state.tickets.get(record.ticket)
-        if record.kind != MailKind.ACKNOWLEDGEMENT or ticket is None:
-            return False
-        if ticket.first_response_at is None and ticket.status == Status.OPEN:
-            return False
-        record.done, record.mail = True, None
-        state.tickets[ticket.key] = ticket.log(now, HistoryEvent.ACK_DROPPED, "answered before it could be sent")
-        log.info("%s: not sent, the ticket was answered meanwhile", record.key)
-        return True
-
-    def _give_up(self, state: State, record: SentRecord, reason: str, now: datetime) -> None:
+    def _gave_up(self, state: State, record: SentRecord, reason: str, now: datetime) -> None:
         """A send that can never succeed: recorded on the ticket, taken out of the outbox."""
         log.error("%s: giving up: %s", record.key, reason)
-        record.done, record.mail = True, None
-        ticket = state.tickets.get(record.ticket)
-        if ticket is not None:
-            state.tickets[ticket.key] = ticket.log(now, HistoryEvent.COULD_NOT_SEND, f"{record.kind} to {record.to}: {reason}")
+        self._report(state, SendOutcome(Outcome.GAVE_UP, record.message_id, reason=reason), now)
 
     def _send(self, state: State, record: SentRecord, now: datetime, maybe_sent: bool) -> bool:
         """Send one outbox message. An intent left by a crash is first looked for in the sent folder: the copy
@@ -152,34 +130,21 @@ class Effects:
         mail = record.mail
         assert mail is not None
         if maybe_sent and self.mailbox.already_sent(mail.message_id):
-            self._record_done(state, record, "")
+            self._report(state, SendOutcome(Outcome.FOUND_SENT, mail.message_id), now)
             log.info("%s for %s was sent before a restart; not sending again", mail.kind, mail.ticket or "-")
             return False
         ticket = state.tickets.get(mail.ticket)
         labels = frozenset(ticket.labels_applied) if ticket else frozenset()
         message = compose(mail, self.config, now)
         ref = self.mailbox.send(message, labels, mail.thread_id)
-        state.count_send(now)
-        self._record_done(state, record, ref)  # it went out, whatever happens next: never "given up", never again
-        if mail.kind == MailKind.ACKNOWLEDGEMENT:
-            state.sender_log.setdefault(sender_key(mail.to), []).append(now)  # rules/senders.py: robots vary addresses
+        self._report(state, SendOutcome(Outcome.SENT, mail.message_id, ref=ref), now)  # it went out, whatever
+        # happens next: never "given up", never again
         if not ref:
             self.checkpoint()  # no copy in the mailbox says it went out: the state file must say so at once (a
             # StoreError here stops the outbox; the daemon keeps this state in memory and saves it before anything else)
         log.debug("sent %s for %s to %s", mail.kind, mail.ticket or "-", mail.to)  # the pass reports it (once)
         return True
 
-    def _record_done(self, state: State, record: SentRecord, ref: str) -> None:
-        record.done = True
-        record.mail = None
-        ticket = state.tickets.get(record.ticket)
-        if ticket is None:
-            return
-        state.index[record.message_id] = ticket.key
-        if ref:
-            state.index[ref_key(ref)] = ticket.key
-            ticket = ticket.with_message(record.message_id, ref)
-            ticket = dataclasses.replace(ticket, unlabelled=tuple(r for r in ticket.unlabelled if r != ref))
-        else:
-            ticket = dataclasses.replace(ticket, message_ids=tuple(dict.fromkeys(ticket.message_ids + (record.message_id,))))
-        state.tickets[ticket.key] = ticket
+    @staticmethod
+    def _report(state: State, outcome: SendOutcome, now: datetime) -> None:
+        state.merge(outbox.recorded(state, outcome, now))

@@ -75,7 +75,8 @@ class HistoryEvent(StrEnum):
     ESCALATION_WARN = "escalation: warn"
     ESCALATION_BREACH = "escalation: breach"
     ESCALATION_LEAD = "escalation: lead"
-    ACK_DROPPED = "acknowledgement dropped"  # effects.py: it waited in the outbox while an agent answered
+    ACK_DROPPED = "acknowledgement dropped"  # outbox.py: it waited in the outbox while an agent answered
+    NOTICE_DROPPED = "notice dropped"  # outbox.py: a notice or reminder that lost its point while it waited
     COULD_NOT_SEND = "could not send"
     DUTY_FAILED = "duty failed"
 
@@ -331,6 +332,8 @@ class Plan:
     next_number: int | None = None
     rr_index: int | None = None
     cursors: dict[str, Any] = field(default_factory=dict)
+    sent: dict[str, SentRecord] = field(default_factory=dict)  # the outbox and sent log (outbox.py)
+    senders: list[tuple[str, datetime]] = field(default_factory=list)  # acknowledgements sent, for rules/senders.py
 
     def put(self, ticket: Ticket) -> Ticket:
         self.tickets[ticket.key] = ticket
@@ -343,13 +346,17 @@ class Plan:
         self.actions += other.actions
         self.notes += other.notes
         self.cursors.update(other.cursors)
+        self.sent.update(other.sent)
+        self.senders += other.senders
         self.next_number = other.next_number if other.next_number is not None else self.next_number
         self.rr_index = other.rr_index if other.rr_index is not None else self.rr_index
         return self
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class SentRecord:
+    """One mail of the outbox and then of the sent log; replaced, never changed in place (outbox.py)."""
+
     key: str
     message_id: str
     to: str
@@ -363,6 +370,16 @@ class SentRecord:
 
 
 SENDS_CURSOR = "sends_by_hour"
+
+
+def counted(buckets: dict[str, int], now: datetime) -> dict[str, int]:
+    """Hourly send counts with one more at `now`, the last day's only: their sum is checked against the provider's
+    daily limit (the sent log cannot say it once old tickets have moved to the archive)."""
+    hour = now.astimezone(UTC).strftime("%Y-%m-%dT%H")
+    oldest = (now - timedelta(hours=25)).astimezone(UTC).strftime("%Y-%m-%dT%H")
+    result = {h: n for h, n in buckets.items() if h >= oldest}
+    result[hour] = result.get(hour, 0) + 1
+    return result
 
 
 class ArchiveLookup(Protocol):
@@ -395,6 +412,9 @@ class State:
         self.index.update(plan.index)
         self.ignored.update(plan.ignored)
         self.cursors.update(plan.cursors)
+        self.sent.update(plan.sent)
+        for sender, at in plan.senders:
+            self.sender_log.setdefault(sender, []).append(at)
         if plan.next_number is not None:
             self.next_number = plan.next_number
         if plan.rr_index is not None:
@@ -402,12 +422,19 @@ class State:
 
     def previewed(self, plan: Plan) -> State:
         """A shallow copy with `plan` merged, so later decisions of one event see earlier ones."""
-        if not (plan.tickets or plan.index or plan.ignored or plan.cursors):
+        if not (plan.tickets or plan.index or plan.ignored or plan.cursors or plan.sent or plan.senders):
             return self
-        copy = dataclasses.replace(self, tickets=dict(self.tickets), index=dict(self.index), ignored=dict(self.ignored),
-                                   cursors=dict(self.cursors))
+        copy = self.copy()
         copy.merge(plan)
         return copy
+
+    def copy(self) -> State:
+        """A copy whose tables can change without touching this one (their values are immutable; a dry run
+        decides on a copy and leaves the state as it was)."""
+        return dataclasses.replace(
+            self, tickets=dict(self.tickets), index=dict(self.index), ignored=dict(self.ignored), sent=dict(self.sent),
+            cursors=dict(self.cursors), quarantine=dict(self.quarantine),
+            sender_log={k: list(v) for k, v in self.sender_log.items()})
 
     def rebuild_index(self) -> None:
         """The index is derived state: Message-IDs, places and threads of every ticket, and ignored mail.
@@ -427,13 +454,8 @@ class State:
         self.index = index
 
     def count_send(self, now: datetime) -> None:
-        """One more mail handed to the provider, in an hourly bucket (the last day's sum is checked against the
-        provider's daily limit; the sent log cannot say it once old tickets have moved to the archive)."""
-        buckets = self.cursors.setdefault(SENDS_CURSOR, {})
-        hour = now.astimezone(UTC).strftime("%Y-%m-%dT%H")
-        buckets[hour] = buckets.get(hour, 0) + 1
-        for old in [h for h in buckets if h < (now - timedelta(hours=25)).astimezone(UTC).strftime("%Y-%m-%dT%H")]:
-            del buckets[old]
+        """One more mail handed to the provider (see `counted`)."""
+        self.cursors[SENDS_CURSOR] = counted(self.cursors.get(SENDS_CURSOR, {}), now)
 
     def sends_last_day(self, now: datetime) -> int | None:
         """Mails sent in the last 24 hours (to the hour), or None before the counter existed."""

@@ -290,7 +290,7 @@ class Store:
         drop: dict[str, list[str]] = {}
         for name in TABLES:
             current, before = getattr(state, name), self.baseline[name]
-            changed = {k: v for k, v in current.items() if not _same(before.get(k), v)}
+            changed = {k: v for k, v in current.items() if before.get(k) is not v}  # records are replaced, never changed
             gone = [k for k in before if k not in current]
             if changed:
                 put[name] = {k: encode(v) for k, v in changed.items()}
@@ -313,8 +313,7 @@ class Store:
             for key in drop.get(name, ()):
                 table.pop(key, None)
             for key in put.get(name, ()):
-                value = getattr(state, name)[key]
-                table[key] = _progress(value) if name == "sent" else value
+                table[key] = getattr(state, name)[key]
         self.baseline_meta = meta
 
     def compact(self, state: State) -> None:
@@ -333,7 +332,6 @@ class Store:
 
     def _set_baseline(self, state: State) -> None:
         self.baseline = {name: dict(getattr(state, name)) for name in TABLES}
-        self.baseline["sent"] = {k: _progress(r) for k, r in state.sent.items()}
         self.baseline_meta = _dumps(_meta_of(state))
 
     def maintain(self, state: State, now: datetime, sender_window: timedelta = timedelta(hours=24)) -> int:
@@ -381,17 +379,6 @@ class Store:
 
 def _documents(rows: dict[str, Any]) -> Iterator[Document]:
     return (Document(encode(v), k) for k, v in rows.items())  # type: ignore[arg-type]  (named, not numbered)
-
-
-def _same(before: Any, now: Any) -> bool:
-    """Tickets and ignored records are replaced, never changed in place (identity says it); a sent record's
-    progress changes in place (compared with what it was at the last save)."""
-    return before is now or (isinstance(now, SentRecord) and before == _progress(now))
-
-
-def _progress(record: SentRecord) -> tuple:
-    """What of a sent record changes in place (effects.py): the rest is fixed when it is queued."""
-    return (record.done, record.mail is None, record.attempts, record.retry_at, id(record))
 
 
 def _meta(raw: dict[str, Any]) -> dict[str, Any]:

@@ -59,7 +59,7 @@ def test_a_save_appends_what_changed_and_a_load_replays_it(tmp_path):
     state = store.load()
     size = path.stat().st_size
     state.tickets["HD-1"] = state.tickets["HD-1"].log(NOW, HistoryEvent.AGENT_REPLIED, "alice", status=Status.PENDING)
-    state.sent["<mhd.ack.HD-2@shop.example>"].attempts = 1  # sent records change in place
+    state.sent["<mhd.ack.HD-2@shop.example>"] = dataclasses.replace(state.sent["<mhd.ack.HD-2@shop.example>"], attempts=1)
     store.save(state)
     store.save(state)  # nothing new: nothing written
     line = store.journal.path.read_text()
@@ -330,7 +330,7 @@ def test_status_reads_the_last_pass_summary_and_counts_afresh_once_the_state_is_
     assert (figures["open"], figures["pending"]) == (20, 0)
     health = Health(store.path)
     health.write(last_success=NOW.isoformat(), summary=dict(figures, open=7))  # what a daemon saw
-    written = store.path.stat().st_mtime_ns
+    written = max(store.path.stat().st_mtime_ns, store.journal.path.stat().st_mtime_ns)
     os.utime(health.path, ns=(written, written))  # written right after the state (no clock in the test)
     lines: list[str] = []
     show_status(config, lines.append, now=NOW)
