@@ -114,7 +114,7 @@ class AgentConfig:
 @dataclass(frozen=True)
 class AssignmentConfig:
     strategy: Literal["round_robin", "least_open", "manual"] = "round_robin"
-    notify: bool = True
+    notify: bool = True  # when not given, the backend's (capabilities.py): off on Gmail
 
 
 @dataclass(frozen=True)
@@ -277,17 +277,19 @@ def config_from_dict(data: dict[str, Any], path: Path = Path(DEFAULT_CONFIG), se
 
 
 def _backend_defaults(config: Config, data: dict[str, Any], path: Path) -> Config:
-    """The backend known, and what it implies where the file says nothing ([mailbox] daily_send_limit)."""
+    """The backend known, and what it implies where the file says nothing ([mailbox] daily_send_limit,
+    [assignment] notify)."""
     import dataclasses
 
     backend = config.mailbox.backend
     if backend not in BACKENDS:
         raise ConfigError(f"{path}: mailbox.backend must be one of {', '.join(map(repr, BACKENDS))}, got {_show(backend)}")
-    given = data.get("mailbox", {})
-    if "daily_send_limit" in given:
-        return config
-    limit = capabilities(config).daily_send_limit
-    return dataclasses.replace(config, mailbox=dataclasses.replace(config.mailbox, daily_send_limit=limit))
+    implied = capabilities(config)
+    if "daily_send_limit" not in data.get("mailbox", {}):
+        config = dataclasses.replace(config, mailbox=dataclasses.replace(config.mailbox, daily_send_limit=implied.daily_send_limit))
+    if "notify" not in data.get("assignment", {}):
+        config = dataclasses.replace(config, assignment=dataclasses.replace(config.assignment, notify=implied.notices_to_agents))
+    return config
 
 
 def _build(cls: type, data: Any, where: str, path: Path) -> Any:

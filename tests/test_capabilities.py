@@ -192,3 +192,16 @@ def test_keywords_are_dropped_as_the_server_spells_them_and_gmail_labels_by_name
     assert GMAIL_LABELS.thread_id({b"X-GM-THRID": 1766205870343004397}) == "1882d2e19e0120ed"
     assert KEYWORDS.thread_id({b"X-GM-THRID": 1}) == ""
     assert (KEYWORDS.item, GMAIL_LABELS.item) == (b"FLAGS", b"X-GM-LABELS")
+
+
+def test_on_gmail_per_ticket_notices_are_off_unless_turned_on(tmp_path):
+    from mailhelpdesk.config import load_config
+
+    base = '[helpdesk]\naddress = "support@shop.example"\n[mailbox]\nbackend = "{backend}"\n'
+    path = tmp_path / "mailhelpdesk.toml"
+    path.write_text(base.format(backend="gmail"))
+    assert load_config(path, secrets=False).assignment.notify is False
+    path.write_text(base.format(backend="gmail") + "[assignment]\nnotify = true\n")
+    assert load_config(path, secrets=False).assignment.notify is True
+    path.write_text(base.format(backend="local"))
+    assert load_config(path, secrets=False).assignment.notify is True

@@ -53,6 +53,7 @@ class Capabilities:
     thread_url: str = ""  # a web page of one thread, from {account} and {thread}; "" when there is none
     sent_copy: SentCopy = SentCopy.OURS
     daily_send_limit: int = 0  # the default of [mailbox] daily_send_limit: what the provider lets one account send
+    notices_to_agents: bool = True  # the default of [assignment] notify: a mail to the agent who gets a new ticket
 
     @property
     def sends_by_smtp(self) -> bool:
@@ -83,6 +84,9 @@ GMAIL = Capabilities(
     thread_url="https://mail.google.com/mail/u/{account}/#all/{thread}",
     sent_copy=SentCopy.SERVER,
     daily_send_limit=2000,  # Google Workspace; a consumer account may send 500
+    # the daily limit binds at ~1,000 tickets a day when each costs two sends; the assignee label (and its colour)
+    # and the digests tell agents at no send
+    notices_to_agents=False,
 )
 
 LOCAL = Capabilities(

@@ -19,6 +19,8 @@ def base_config(tmp_path: Path) -> dict:
         "helpdesk": {"address": SUPPORT, "name": "Shop Support", "timezone": "Europe/Vienna",
                      "state_file": str(tmp_path / "state.json")},
         "agents": AGENTS,
+        # the same behaviour on every backend, assignment notices included (off by default on Gmail)
+        "assignment": {"notify": True},
     }
 
 
