@@ -159,3 +159,22 @@ def test_one_bad_ticket_in_a_duty_is_recorded_and_the_others_go_on():
     assert sum(h.what == HistoryEvent.DUTY_FAILED for h in desk.ticket("HD-1").history) == 1
     assert desk.ticket("HD-1").ack_wanted  # nothing decided for it: tried again when it can be
     assert timedelta(0) <= at(19, 9, 2) - desk.ticket("HD-2").created_at
+
+
+def test_a_new_automatic_mail_signal_is_one_line(monkeypatch):
+    """The "done when" of issue 12: a robot's header added to one table in rules/automatic.py is enough for the
+    parser to call the mail automatic and for the engine to open no ticket and send nothing."""
+    from mailhelpdesk.rules import automatic
+
+    robot = (b"From: Alerts <alerts@monitoring.example>\r\nTo: support@shop.example\r\nSubject: Disk 91% full\r\n"
+             b"Date: Tue, 19 Jan 2027 09:00:00 -0500\r\nMessage-ID: <alert1@monitoring.example>\r\n"
+             b"X-Monitoring-Alert: disk\r\n\r\nHost db1 disk / is 91% full.\r\n")
+    desk = workflow_desk()
+    desk.feed(robot, now=at(19, 9, 1))
+    assert list(desk.state.tickets) == ["HD-1"], "a person's mail, as far as we can tell"
+    monkeypatch.setattr(automatic, "STRONG_HEADERS", {**automatic.STRONG_HEADERS,
+                                                      "X-Monitoring-Alert": "monitoring alert (X-Monitoring-Alert)"})
+    desk = workflow_desk()
+    desk.feed(robot, now=at(19, 9, 1))
+    assert desk.state.tickets == {} and desk.sends() == []
+    assert desk.state.ignored["<alert1@monitoring.example>"].reason == "monitoring alert (X-Monitoring-Alert)"
