@@ -99,7 +99,7 @@ class Archive:
             _append(self.folder / f"{month}.jsonl", "".join(lines))
             for bucket, rows in names.items():
                 _append(self.index_folder / f"{bucket}.tsv", "".join(rows))
-            _fsync_dir(self.folder)
+            fsync_dir(self.folder)
         except OSError as exc:
             raise StoreError(f"{self.folder}: cannot write the archive ({exc.strerror or exc}); "
                              "closed tickets stay in the state until it can be written") from None
@@ -204,7 +204,8 @@ def _append(path: Path, text: str) -> None:
         os.close(fd)
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or a new file in `folder` durable."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -33,7 +33,7 @@ from tinydb.storages import Storage
 from tinydb.table import Document, Table
 
 from . import archive
-from .archive import Archive, Entry
+from .archive import Archive, Entry, fsync_dir
 from .errors import StoreError
 from .model import Ignored, SentRecord, State, Ticket
 
@@ -104,7 +104,7 @@ class SnapshotStorage(Storage):
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, self.path)
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
         except OSError as exc:  # a full disk, a read-only folder: the old file stays whole, and the daemon says why
             Path(tmp).unlink(missing_ok=True)
             raise StoreError(f"{self.path}: cannot save the state file ({exc.strerror or exc}); "
@@ -166,7 +166,7 @@ class Journal:
                 view, offset = view[written:], offset + written
             os.fsync(fd)
             if created:
-                _fsync_dir(self.path.parent)
+                fsync_dir(self.path.parent)
         except OSError as exc:
             try:
                 os.ftruncate(fd, self.end)  # a full disk still lets a file shrink
@@ -186,7 +186,7 @@ class Journal:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             os.close(fd)
             os.replace(tmp, self.path)
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
         except OSError as exc:
             raise StoreError(f"{self.path}: cannot start a new journal ({exc.strerror or exc})") from None
         self.end = 0
@@ -406,14 +406,6 @@ def _migrate(raw: dict[str, Any]) -> dict[str, Any]:
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def encode(value: Any) -> Any:
