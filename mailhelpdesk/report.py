@@ -1,7 +1,9 @@
-"""The team's figures: counts, response and resolution times, SLA breaches, ratings. Pure: no I/O, no clock reads.
+"""The team's figures: counts, response and resolution times, SLA breaches, ratings. Pure: no clock reads, and no
+I/O but reading the HTML page's template.
 
 :func:`compute_report` turns tickets into a :class:`Report` for the period ``[since, until)``; the formatters
-(:func:`format_table`, :func:`to_csv`, :func:`to_json`, :func:`to_html`) turn a report into text.
+(:func:`format_table`, :func:`to_csv`, :func:`to_json`, :func:`to_html`) turn a report into text; the HTML page's
+markup is the Jinja2 template ``templates/report.html.j2``.
 
 What is counted (every dimension uses the same rules):
 
@@ -20,15 +22,17 @@ What is counted (every dimension uses the same rules):
 from __future__ import annotations
 
 import csv
-import html
+import functools
 import io
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
+
+import jinja2
 
 from .model import Ticket
 from .rules.rating import RATINGS
@@ -287,6 +291,12 @@ def _round(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
 
 
+def _local_time(report: Report) -> Callable[[datetime], str]:
+    """How the report shows a time: in its time zone, to the minute."""
+    tz = ZoneInfo(report.timezone) if report.timezone else None
+    return lambda at: at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
 def _rows(report: Report) -> list[tuple[str, str, Figures]]:
     """(dimension, key, figures): the total, then every group; hours and weekdays without any ticket are skipped."""
     rows = [("total", "all", report.total)]
@@ -301,11 +311,7 @@ def _rows(report: Report) -> list[tuple[str, str, Figures]]:
 def format_table(report: Report) -> str:
     """Readable, aligned text: the period, the totals, then one table per dimension."""
     t = report.total
-    tz = ZoneInfo(report.timezone) if report.timezone else None
-
-    def day(at: datetime) -> str:
-        return at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
-
+    day = _local_time(report)
     lines = [
         f"Report {day(report.since)} .. {day(report.until)} ({report.timezone})",
         "",
@@ -320,7 +326,7 @@ def format_table(report: Report) -> str:
         f"  resolution: median {_num(t.median_resolution_h)} h, p90 {_num(t.p90_resolution_h)} h"
         f"  [{t.resolved_created} resolved]",
         f"  SLA breaches: {t.breaches} of {t.sla_tracked}",
-        f"  ratings: " + ", ".join(f"{r} {t.ratings.get(r, 0)}" for r in RATINGS)
+        "  ratings: " + ", ".join(f"{r} {t.ratings.get(r, 0)}" for r in RATINGS)
         + f"; satisfaction {_share(t.satisfaction)}",
     ]
     headers = ["opened", "closed", "resolved", "1st med h", "1st p90 h"]
@@ -415,136 +421,79 @@ def to_json(report: Report) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------------------- HTML
 
-_CSS = """
-body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1f2933; margin: 2rem auto;
-       max-width: 1100px; padding: 0 1rem; background: #fff; }
-h1 { font-size: 1.6rem; margin-bottom: .2rem; }
-h2 { font-size: 1.15rem; margin-top: 2rem; }
-.period { color: #52606d; margin-top: 0; }
-.cards { display: flex; flex-wrap: wrap; gap: .8rem; margin: 1rem 0; }
-.card { border: 1px solid #d9e2ec; border-radius: 6px; padding: .6rem .9rem; min-width: 8rem; }
-.card b { display: block; font-size: 1.4rem; }
-.card span { color: #52606d; font-size: .85rem; }
-figure { margin: 1rem 0 2rem; }
-figcaption { font-weight: 600; margin-bottom: .4rem; }
-svg { max-width: 100%; height: auto; }
-svg text { font: 11px system-ui, sans-serif; fill: #52606d; }
-svg .value { fill: #1f2933; }
-rect.bar { fill: #2f6fb3; }
-table { border-collapse: collapse; font-size: .85rem; margin-bottom: 1rem; }
-th, td { padding: .25rem .6rem; border-bottom: 1px solid #e4e7eb; text-align: right; white-space: nowrap; }
-th.dim, td.dim { text-align: left; }
-thead th { background: #f5f7fa; }
-.wide { overflow-x: auto; }
-"""
+
+# every chart's frame (SVG user units): size, margins left and top, the plot area
+FRAME = {"width": 1000, "height": 260, "left": 48, "top": 22, "plot_width": 940, "plot_height": 198}
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+@dataclass(frozen=True)
+class _Bar:
+    name: str
+    shown: str  # the value as labelled
+    data: str  # the value for machines (data-value); "" without data
+    x: float
+    y: float
+    width: float
+    height: float
 
 
-def _bar_chart(label: str, bars: list[tuple[str, float | None]], unit: str) -> str:
-    """An inline SVG bar chart; one ``<rect class="bar" data-value=...>`` per bar (empty data-value when no data)."""
-    width, height, left, top, bottom = 1000, 260, 48, 22, 40
-    plot_w, plot_h = width - left - 12, height - top - bottom
-    peak = max((v for _, v in bars if v is not None), default=0) or 1
-    step = plot_w / max(len(bars), 1)
-    bar_w = min(max(step * 0.7, 1), 90)
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{_e(label)}" '
-        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}">',
-        f"<title>{_e(label)}</title>",
-        f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#9aa5b1"/>',
-        f'<text x="{left - 6}" y="{top + 4}" text-anchor="end">{_e(_num(peak, 1 if unit else 0))}</text>',
-        f'<text x="{left - 6}" y="{top + plot_h}" text-anchor="end">0</text>',
-    ]
-    if not bars:
-        parts.append(f'<text x="{left + plot_w / 2}" y="{top + plot_h / 2}" text-anchor="middle">no data</text>')
-    for i, (name, value) in enumerate(bars):
-        h = 0.0 if value is None else plot_h * value / peak
-        x = left + i * step + (step - bar_w) / 2
-        y = top + plot_h - h
+@dataclass(frozen=True)
+class _Chart:
+    label: str
+    unit: str
+    peak: str  # the label at the top of the axis
+    bars: list[_Bar]
+
+
+def _chart(label: str, values: list[tuple[str, float | None]], unit: str) -> _Chart:
+    """A bar chart's geometry: one bar per value, of height 0 when there is no data."""
+    plot_width, plot_height, baseline = FRAME["plot_width"], FRAME["plot_height"], FRAME["top"] + FRAME["plot_height"]
+    peak = max((v for _, v in values if v is not None), default=0) or 1
+    step = plot_width / max(len(values), 1)
+    width = min(max(step * 0.7, 1), 90)
+    bars = []
+    for i, (name, value) in enumerate(values):
+        height = 0.0 if value is None else plot_height * value / peak
         shown = _num(value, 1) if unit else ("-" if value is None else f"{value:g}")
         data = "" if value is None else f"{value:g}"
-        cx = x + bar_w / 2
-        parts.append(
-            f'<rect class="bar" data-value="{_e(data)}" x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" '
-            f'height="{h:.1f}"><title>{_e(name)}: {_e(shown)}{_e(unit)}</title></rect>'
-        )
-        parts.append(f'<text class="value" x="{cx:.1f}" y="{y - 4:.1f}" text-anchor="middle">{_e(shown)}</text>')
-        text = name if len(name) <= 14 else name[:13] + "…"
-        parts.append(f'<text x="{cx:.1f}" y="{top + plot_h + 16}" text-anchor="middle">{_e(text)}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+        x = FRAME["left"] + i * step + (step - width) / 2
+        bars.append(_Bar(name, shown, data, x, baseline - height, width, height))
+    return _Chart(label, unit, _num(peak, 1 if unit else 0), bars)
+
+
+@functools.lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("mailhelpdesk", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["num"] = _num
+    env.filters["share"] = _share
+    return env
 
 
 def to_html(report: Report, title: str = "Helpdesk report") -> str:
-    """One self-contained page (inline CSS and SVG, no scripts, nothing fetched): cards, four charts, the table."""
-    t = report.total
-    tz = ZoneInfo(report.timezone) if report.timezone else None
-
-    def day(at: datetime) -> str:
-        return at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
-
-    cards = [
-        ("opened", str(t.opened)),
-        ("closed", str(t.closed)),
-        ("resolved", str(t.resolved)),
-        ("median first response", f"{_num(t.median_first_response_h)} h"),
-        ("p90 first response", f"{_num(t.p90_first_response_h)} h"),
-    ]
-    if report.business_hours:
-        cards.append(("median first response (business)", f"{_num(t.median_first_response_bh)} h"))
-    cards += [
-        ("median resolution", f"{_num(t.median_resolution_h)} h"),
-        ("SLA breaches", f"{t.breaches} / {t.sla_tracked}"),
-        ("satisfaction", f"{_share(t.satisfaction)} of {t.rated}"),
-    ]
+    """One self-contained page (inline CSS and SVG, no scripts, nothing fetched): cards, four charts, the table.
+    The markup is ``templates/report.html.j2``."""
     charts = [
-        ("Tickets opened by hour of day", [(f"{h:02d}", float(f.opened)) for h, f in report.by_hour.items()], ""),
-        ("Tickets opened by weekday", [(d, float(f.opened)) for d, f in report.by_weekday.items()], ""),
-        ("Tickets opened by month", [(m, float(f.opened)) for m, f in report.by_month.items()], ""),
-        (
+        _chart("Tickets opened by hour of day", [(f"{h:02d}", float(f.opened)) for h, f in report.by_hour.items()], ""),
+        _chart("Tickets opened by weekday", [(d, float(f.opened)) for d, f in report.by_weekday.items()], ""),
+        _chart("Tickets opened by month", [(m, float(f.opened)) for m, f in report.by_month.items()], ""),
+        _chart(
             "Median first response by agent (hours)",
             [(a, f.median_first_response_h) for a, f in report.by_agent.items()],
             " h",
         ),
     ]
-    headers = ["dimension", "key", "opened", "closed", "resolved", "median 1st response h", "p90 1st response h"]
-    if report.business_hours:
-        headers += ["median 1st response bh", "p90 1st response bh"]
-    headers += ["median resolution h", "p90 resolution h", "breaches", "SLA tracked", "good", "okay", "bad",
-                "satisfaction"]
-    rows = []
-    for dimension, key, f in _rows(report):
-        cells = [dimension, key, f.opened, f.closed, f.resolved,
-                 _num(f.median_first_response_h), _num(f.p90_first_response_h)]
-        if report.business_hours:
-            cells += [_num(f.median_first_response_bh), _num(f.p90_first_response_bh)]
-        cells += [_num(f.median_resolution_h), _num(f.p90_resolution_h), f.breaches, f.sla_tracked,
-                  *(f.ratings.get(r, 0) for r in RATINGS), _share(f.satisfaction)]
-        rows.append(
-            "<tr>" + "".join(f'<td{" class=dim" if i < 2 else ""}>{_e(c)}</td>' for i, c in enumerate(cells)) + "</tr>"
-        )
-    page = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{_e(title)}</h1>",
-        f'<p class="period">{_e(day(report.since))} – {_e(day(report.until))} ({_e(report.timezone)}); '
-        f"generated {_e(day(report.now))}</p>",
-        '<section class="cards">',
-        *(f'<div class="card"><b>{_e(v)}</b><span>{_e(k)}</span></div>' for k, v in cards),
-        "</section>",
-        *(f"<figure><figcaption>{_e(label)}</figcaption>{_bar_chart(label, bars, unit)}</figure>"
-          for label, bars, unit in charts),
-        "<h2>Summary</h2>",
-        '<div class="wide"><table><thead><tr>'
-        + "".join(f'<th{" class=dim" if i < 2 else ""}>{_e(h)}</th>' for i, h in enumerate(headers))
-        + "</tr></thead><tbody>",
-        *rows,
-        "</tbody></table></div>",
-        "</body></html>",
-    ]
-    return "\n".join(page) + "\n"
+    return _environment().get_template("report.html.j2").render(
+        report=report,
+        title=title,
+        day=_local_time(report),
+        charts=charts,
+        frame=FRAME,
+        rows=_rows(report),
+        ratings=RATINGS,
+    )

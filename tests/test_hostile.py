@@ -13,7 +13,7 @@ import email.utils
 import importlib.util
 import re
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mailhelpdesk.compose import compose
-from mailhelpdesk.config import config_from_dict
 from mailhelpdesk.engine import Engine
 from mailhelpdesk.errors import ConfigError, SendError
 from mailhelpdesk.model import Incoming, MessageFacts, Priority, SendMail, State, Status, Ticket
@@ -168,6 +167,16 @@ def test_html_to_text_survives_pathological_markup():
         assert len(html_to_text(markup)) <= len(markup), markup[:20]
     assert html_to_text("<p>a</p><script>x</script><style>y</style>b<br>c") == "a\nb\nc"
     assert html_to_text("before<script>never closed") == "before"
+
+
+def test_html_to_text_keeps_only_the_visible_text():
+    """No comment (even one holding `>`), no attribute value, entities decoded, one line per block element;
+    characters lxml refuses (controls, lone surrogates) are dropped, never raised on."""
+    markup = ('<p title="TITLE">Hi <!-- secret > still secret --> there<img alt="ALT" src="cid:x"></p>'
+              "<div>#close</div><ul><li>caf&eacute; &amp; cr&#232;me</li><li>&lt;b&gt;</li></ul>"
+              "<table><tr><td>a</td><td>b</td></tr><tr><td>c</td></tr></table>")
+    assert html_to_text(markup) == "Hi there\n#close\ncafé & crème\n<b>\na b\nc"
+    assert html_to_text("<p>a\x01b\ud800c</p><iframe>\x0c</iframe>") == "abc"
 
 
 # --- through the engine ------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Contract tests for tests/gmail_fake.py: drive the fake ONLY through the real google-api-python-client and
-check it answers the way the Gmail API documents (shapes, errors, paging, history, batch, quota)."""
+check it answers the way the Gmail API documents (shapes, errors, paging, history, batch, quota) for the methods
+the adapter calls, and 501 for what it does not serve."""
 
 from __future__ import annotations
 
@@ -67,10 +68,6 @@ def error_of(exc: HttpError) -> dict:
     return json.loads(exc.content)["error"]
 
 
-def ms(d: dt.datetime) -> int:
-    return int(d.timestamp() * 1000)
-
-
 def list_ids(svc, **kw) -> list[str]:
     resp = svc.users().messages().list(userId="me", **kw).execute()
     return [m["id"] for m in resp.get("messages", [])]
@@ -134,9 +131,6 @@ def test_labels_create_nested_with_palette_color_and_errors(gm, svc):
     assert nested["name"] == "Helpdesk/Status/Open" and nested["color"] == color
     assert nested["id"] != parent["id"]
 
-    got = svc.users().labels().get(userId="me", id=nested["id"]).execute()
-    assert got["messagesTotal"] == 0 and got["threadsUnread"] == 0
-
     # duplicate name (Gmail compares case-insensitively) -> 409
     with pytest.raises(HttpError) as exc:
         svc.users().labels().create(userId="me", body={"name": "helpdesk/status/OPEN"}).execute()
@@ -159,19 +153,8 @@ def test_labels_create_nested_with_palette_color_and_errors(gm, svc):
             svc.users().labels().create(userId="me", body={"name": "Colourful", "color": bad}).execute()
         assert exc.value.status_code == 400
 
-    # patch (rename + recolour) and conflicts on rename
-    patched = svc.users().labels().patch(userId="me", id=nested["id"], body={
-        "name": "Helpdesk/Status/Pending", "color": {"backgroundColor": "#fb4c2f", "textColor": "#000000"}}).execute()
-    assert patched["name"] == "Helpdesk/Status/Pending" and patched["messageListVisibility"] == "show"
-    with pytest.raises(HttpError) as exc:
-        svc.users().labels().patch(userId="me", id=nested["id"], body={"name": "Helpdesk"}).execute()
-    assert exc.value.status_code == 409
-    with pytest.raises(HttpError) as exc:
-        svc.users().labels().get(userId="me", id="Label_999").execute()
-    assert exc.value.status_code == 404 and error_of(exc.value)["status"] == "NOT_FOUND"
-    assert svc.users().labels().delete(userId="me", id=parent["id"]).execute() == ""
     names = [lab["name"] for lab in svc.users().labels().list(userId="me").execute()["labels"]]
-    assert "Helpdesk" not in names and "Helpdesk/Status/Pending" in names
+    assert "Helpdesk" in names and "Helpdesk/Status/Open" in names and "Colourful" not in names
 
 
 # ---------------------------------------------------------------------------------------------- messages
@@ -225,7 +208,7 @@ def test_list_with_queries_paging_and_spam_trash(gm, svc):
     assert exc.value.status_code == 400
 
 
-def test_get_formats_and_attachments(gm, svc):
+def test_get_raw_and_minimal_formats(gm, svc):
     msg = EmailMessage()
     msg["From"] = "Zoë <zoe@customer.test>"
     msg["To"] = MAILBOX
@@ -247,26 +230,13 @@ def test_get_formats_and_attachments(gm, svc):
     minimal = svc.users().messages().get(userId="me", id=mid, format="minimal").execute()
     assert "payload" not in minimal and "raw" not in minimal
 
-    meta = svc.users().messages().get(userId="me", id=mid, format="metadata",
-                                      metadataHeaders=["Subject", "message-id"]).execute()
-    assert meta["payload"]["headers"] == [{"name": "Subject", "value": "Ünïcode & <stuff>"},
-                                          {"name": "Message-ID", "value": "<att-1@customer.test>"}]
-
-    full = svc.users().messages().get(userId="me", id=mid).execute()  # default format=full
-    payload = full["payload"]
-    assert payload["partId"] == "" and payload["mimeType"] == "multipart/mixed"
-    alt, att = payload["parts"]
-    assert alt["mimeType"] == "multipart/alternative" and [p["partId"] for p in alt["parts"]] == ["0.0", "0.1"]
-    text = base64.urlsafe_b64decode(alt["parts"][0]["body"]["data"]).decode()
-    assert text.startswith("Plain body")
-    assert att["filename"] == "invoice.pdf" and "data" not in att["body"] and att["body"]["size"] == 13
-    data = svc.users().messages().attachments().get(userId="me", messageId=mid,
-                                                    id=att["body"]["attachmentId"]).execute()
-    assert base64.urlsafe_b64decode(data["data"]) == b"%PDF-1.4 fake"
-
-    # partial responses with fields=
-    part = svc.users().messages().get(userId="me", id=mid, format="metadata", fields="id,payload/headers").execute()
-    assert set(part) == {"id", "payload"} and set(part["payload"]) == {"headers"}
+    # what the adapter never asks for is not served: format=full (the default) and metadata, partial responses
+    for request in (svc.users().messages().get(userId="me", id=mid),
+                    svc.users().messages().get(userId="me", id=mid, format="metadata"),
+                    svc.users().messages().get(userId="me", id=mid, format="raw", fields="id")):
+        with pytest.raises(HttpError) as exc:
+            request.execute()
+        assert exc.value.status_code == 501 and error_of(exc.value)["status"] == "UNIMPLEMENTED"
 
     for bad_id, status in (("0123456789abcdef", 404), ("not-an-id", 400)):
         with pytest.raises(HttpError) as exc:
@@ -519,8 +489,7 @@ def test_send_with_thread_id_lands_in_that_thread(gm, svc):
     stored = gm.message(sent["id"])["raw"]
     assert stored.count(b"Message-ID:") == 1 and reply_msgid.encode() in stored  # not replaced
 
-    thread = svc.users().threads().get(userId="me", id=thread_id, format="minimal").execute()
-    assert [m["id"] for m in thread["messages"]] == [inbound, sent["id"]]
+    assert [i for i in gm.message_ids() if gm.message(i)["threadId"] == thread_id] == [inbound, sent["id"]]
 
     # Gmail's rule: threadId alone is not enough — subject and References must match too
     wrong_subject = make_raw("Something else", sender=MAILBOX, to="alice@customer.test",
@@ -555,37 +524,21 @@ def test_send_with_thread_id_lands_in_that_thread(gm, svc):
     assert gm.message(other)["threadId"] == other
 
 
-def test_threads_list_modify_and_insert_import(gm, svc):
-    lid = gm.add_label("Helpdesk/Ticket")
+def test_insert_joins_the_thread_it_references(gm, svc):
     a = gm.add_message(make_raw("Alpha", msgid="<a@x.test>"))
     gm.add_message(make_raw("Beta"))
     ins = svc.users().messages().insert(userId="me", body={
         "raw": b64(make_raw("Re: Alpha", msgid="<a2@x.test>", in_reply_to="<a@x.test>", references="<a@x.test>")),
         "labelIds": ["INBOX", "UNREAD"]}).execute()
     assert ins["threadId"] == a and ins["labelIds"] == ["INBOX", "UNREAD"]
-    imp = svc.users().messages().import_(userId="me", body={"raw": b64(make_raw("Gamma")),
-                                                            "labelIds": ["INBOX"]}).execute()
-    assert imp["threadId"] == imp["id"]
-    # import takes internalDate from the Date header by default
-    got = svc.users().messages().get(userId="me", id=imp["id"], format="minimal").execute()
-    assert got["internalDate"] == str(ms(dt.datetime(2026, 11, 3, 10, tzinfo=dt.timezone.utc)))
-
-    threads = svc.users().threads().list(userId="me", q="in:inbox").execute()
-    assert len(threads["threads"]) == 3 and threads["resultSizeEstimate"] == 3
-    assert set(threads["threads"][0]) == {"id", "snippet", "historyId"}
-
-    mod = svc.users().threads().modify(userId="me", id=a, body={"addLabelIds": [lid],
-                                                                "removeLabelIds": ["UNREAD"]}).execute()
-    assert mod["id"] == a and all(m["labelIds"] == ["INBOX", lid] for m in mod["messages"])
-    full = svc.users().threads().get(userId="me", id=a).execute()
-    assert len(full["messages"]) == 2 and "payload" in full["messages"][0]
-    assert svc.users().labels().get(userId="me", id=lid).execute()["threadsTotal"] == 1
     # labels are per message: a new reply in a labelled thread does not carry the thread's labels
+    lid = gm.add_label("Helpdesk/Ticket")
+    gm.set_labels(a, add=[lid])
     later = gm.add_message(make_raw("Re: Alpha", in_reply_to="<a2@x.test>", references="<a@x.test> <a2@x.test>"))
     assert gm.message(later)["threadId"] == a and lid not in gm.message(later)["labelIds"]
 
 
-def test_watch_and_stop(gm, svc):
+def test_watch(gm, svc):
     with pytest.raises(HttpError) as exc:
         svc.users().watch(userId="me", body={"topicName": "not-a-topic"}).execute()
     assert exc.value.status_code == 400
@@ -594,5 +547,4 @@ def test_watch_and_stop(gm, svc):
     assert resp["historyId"] == str(gm.history_id) and int(resp["expiration"]) > gm.clock() * 1000
     gm.add_message(make_raw())
     assert gm.notifications[-1] == {"emailAddress": MAILBOX, "historyId": gm.history_id}
-    assert svc.users().stop(userId="me").execute() == ""
-    assert gm.quota_units == 100 + 100 + 50  # a rejected call still costs its units
+    assert gm.quota_units == 100 + 100  # a rejected call still costs its units
