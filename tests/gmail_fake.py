@@ -66,22 +66,11 @@ QUOTA_UNITS: dict[str, int] = {
 }
 
 
-def _discovery_path() -> str:
-    import googleapiclient
-
-    return os.path.join(os.path.dirname(googleapiclient.__file__), "discovery_cache", "documents", "gmail.v1.json")
-
-
-_DOC_CACHE: dict | None = None
-
-
 def discovery_document() -> dict:
-    """The packaged gmail.v1 discovery document (a fresh deep copy each call)."""
-    global _DOC_CACHE
-    if _DOC_CACHE is None:
-        with open(_discovery_path(), encoding="utf-8") as fh:
-            _DOC_CACHE = json.load(fh)
-    return copy.deepcopy(_DOC_CACHE)
+    """The packaged gmail.v1 discovery document (a fresh copy each call), read as the adapter reads it."""
+    from mailhelpdesk.mailbox._internals import gmail_discovery_document
+
+    return gmail_discovery_document()
 
 
 def _load_palette() -> frozenset[str]:
