@@ -31,7 +31,6 @@ import email.policy
 import email.utils
 import html
 import json
-import os
 import random
 import re
 import threading
