@@ -284,7 +284,7 @@ def list_tickets(config_path: Path, key: str | None, as_json: bool, statuses: It
         raise MailHelpdeskError(f"unknown --status {', '.join(unknown)} (choose from {', '.join(TICKET_FILTERS)})")
     config = load_config(config_path, secrets=False)
     tz = config.helpdesk.tz
-    state = Store(config.resolve(config.helpdesk.state_file)).load()
+    state = Store(config.resolve(config.helpdesk.state_file)).load(("tickets", "ignored") if ignored else ("tickets",))
     if ignored:
         rows = sorted(state.ignored.values(), key=lambda i: i.at)
         if as_json:

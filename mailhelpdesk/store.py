@@ -205,6 +205,7 @@ class Store:
         self.baseline_meta = ""
         self.file_size = 0
         self._migrated = False
+        self.partial = False  # loaded without the sent log and ignored mail (read-only commands)
 
     # --- reading -------------------------------------------------------------------------------------------
 
@@ -239,12 +240,14 @@ class Store:
         self._migrated = version < SCHEMA_VERSION
         return db
 
-    def load(self) -> State:
+    def load(self, tables: tuple[str, ...] = tuple(TABLES)) -> State:
+        """The state; a command that only reads tickets passes `tables=("tickets",)` and the sent log and ignored
+        mail are not decoded (such a state must not be saved: `save` refuses it)."""
         db = self.open_db()
         try:
             raw = db.storage.cache or {}  # decoded straight from TinyDB's tables (its Documents would be copies)
             decoded = {name: {doc_id: _decoder(cls)(row) for doc_id, row in raw.get(name, {}).items()}
-                       for name, (cls, _) in TABLES.items()}
+                       if name in tables else {} for name, (cls, _) in TABLES.items()}
             meta = _meta(raw)
             state = State(
                 tickets=dict(sorted(decoded["tickets"].items(), key=lambda kv: kv[1].number)),
@@ -262,7 +265,9 @@ class Store:
             raise StoreError(f"{self.path}: the state file is not in the expected form ({exc!r}); {DAMAGED}") from None
         state.rebuild_index()
         state.archive = self.archive
-        if self._migrated or not self.file_size:
+        if len(tables) < len(TABLES):
+            self.baseline, self.partial = None, True
+        elif self._migrated or not self.file_size:
             self.baseline = None  # the first save writes the file whole (in the new form)
         else:
             self._set_baseline(state)
@@ -283,6 +288,8 @@ class Store:
     def save(self, state: State) -> None:
         """What changed since the last save, as one journal line (fsynced). A store that has not loaded this
         state (a rebuild, a migration) writes the file whole instead."""
+        if self.partial:
+            raise StoreError(f"{self.path}: internal: a state loaded in part cannot be saved")
         if self.baseline is None:
             self.compact(state)
             return
