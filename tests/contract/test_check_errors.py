@@ -187,6 +187,41 @@ def test_a_read_only_state_folder_is_one_line(imap_account, smtp_sink, tmp_path)
         folder.chmod(0o755)
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start the daemon as another user")
+def test_a_read_only_state_folder_is_one_line_for_a_daemon_run_as_nobody(imap_account, smtp_sink):
+    """The daemon as a service runs it: a user who may not write the state folder (root may write anywhere, so
+    the test, run as root in CI, starts the real CLI as `nobody`)."""
+    import shutil
+    import tempfile
+
+    import mailhelpdesk
+
+    home = Path(tempfile.mkdtemp(prefix="mailhelpdesk-ro-"))
+    try:
+        home.chmod(0o755)
+        # a copy of the package nobody can read (the checkout may be in root's home)
+        shutil.copytree(Path(mailhelpdesk.__file__).parent, home / "lib" / "mailhelpdesk")
+        env = {**os.environ, PASSWORD_ENV: imap_account.password, "HOME": str(home), "PYTHONPATH": str(home / "lib")}
+        probe = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable, "-c",
+                                "import mailhelpdesk.cli"], capture_output=True, text=True, env=env)
+        if probe.returncode != 0:
+            pytest.skip(f"`nobody` cannot run this Python: {probe.stderr.strip()[-200:]}")
+        (home / "ro").mkdir(mode=0o755)  # owned by root: read-only for nobody
+        config = write_config(home, imap_account, {"host": smtp_sink.host, "port": smtp_sink.port})
+        config.write_text(config.read_text().replace('state_file = "state.json"', 'state_file = "ro/state.json"'))
+        config.chmod(0o644)
+        done = subprocess.run(
+            ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable, "-m", "mailhelpdesk.cli",
+             "run", "--once", "--config", str(config)],
+            capture_output=True, text=True, timeout=120, cwd=home, env=env)
+        assert done.returncode == 2, done.stdout + done.stderr
+        line = one_line(done.stderr)
+        assert "[helpdesk] state_file" in line and str(home / "ro") in line and "Permission denied" in line, line
+        assert list((home / "ro").iterdir()) == [], "nothing written, nothing half-written"
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
 @pytest.mark.parametrize("args", [("--once",), ()])
 def test_run_stops_at_start_up_with_one_line_for_smtp_and_imap_mistakes(imap_account, smtp_sink, tmp_path, args):
     closed = free_port()
