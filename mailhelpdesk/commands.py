@@ -386,7 +386,8 @@ def run_digest(config_path: Path, send: bool, echo: Callable[[str], None], now: 
     now = now or datetime.now(UTC)
     path = config.resolve(config.helpdesk.state_file)
     if not send:
-        mails = build_digests(Engine(config), Store(path).load(), now)
+        state = Store(path).load()
+        mails = build_digests(Engine(config).keyed(state), state, now)
         for mail in mails:
             echo(f"To: {mail.to}\nSubject: {mail.subject}\n\n{mail.body}\n{'-' * 72}")
         if not mails:
@@ -402,7 +403,8 @@ def run_digest(config_path: Path, send: bool, echo: Callable[[str], None], now: 
         helpdesk = Helpdesk(config)
         try:
             helpdesk.mailbox.connect()
-            mails = build_digests(helpdesk.engine, helpdesk.state, now)
+            helpdesk.engine.mail.keep_secret(helpdesk.state, now)
+            mails = build_digests(helpdesk.engine.keyed(helpdesk.state), helpdesk.state, now)
             done = Effects(config, helpdesk.mailbox, helpdesk.save).apply(helpdesk.state, list(mails), now)
             helpdesk.save()
         finally:
@@ -424,7 +426,7 @@ def _ask_daemon_for_digests(config, path: Path, now: datetime, echo: Callable[[s
     from .store import Store
 
     state = Store(path).load()
-    mails = build_digests(Engine(config), state, now)
+    mails = build_digests(Engine(config).keyed(state), state, now)
     if not mails:
         echo("no digest to send: nobody has open tickets and no lead is configured ([sla] escalate_to)")
         return

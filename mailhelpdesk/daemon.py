@@ -18,8 +18,9 @@ from . import digest_request, records
 from .config import Config
 from .effects import Effects, coalesce_labels, describe
 from .engine import Engine
-from .health import Health, summary
 from .errors import LockError, MailboxError, StateFileError, StateLostError, StoreError
+from .health import Health, summary
+from .mail import ID_SECRET
 from .mailbox import open_mailbox
 from .mailbox.base import Mailbox, relocate, stop_on
 from .model import Action, Incoming, SendMail, SetLabels, State
@@ -83,6 +84,7 @@ class Helpdesk:
             self.mailbox.prepare(self.engine.labels.to_create())
             self._prepared = True
         state = self.state.copy() if dry_run else self.state  # a dry run decides on a copy: the state stays as it was
+        self.engine.mail.keep_secret(state, now)  # the Message-ID secret, made at the first pass (never in the core)
         since = now - timedelta(days=self.config.imap.import_days)
         changes = self.mailbox.changes(state.cursors, since)
         state.merge(relocate(state, changes.relocations))  # a folder whose UIDVALIDITY changed: same mail, new refs
@@ -172,7 +174,8 @@ class Helpdesk:
         if not tickets:
             return 0
         seq = int(state.cursors.get(records.SEQ_CURSOR, 1))
-        messages = records.compose_records(tickets, self.config.support_address, self.config.helpdesk.name, now, seq)
+        messages = records.compose_records(tickets, self.config.support_address, self.config.helpdesk.name, now, seq,
+                                           secret=state.cursors.get(ID_SECRET, ""))
         folder = records.folder_name(self.config.helpdesk.label_root)
         for message in messages:
             self.mailbox.keep_record(message, folder)
@@ -186,7 +189,9 @@ class Helpdesk:
         would acknowledge customers again and renumber tickets, so stop and say how to recover (PRODUCT.md)."""
         support = self.config.support_address
         ours = self.engine.labels.ours
-        signs = sum(1 for m in incoming if ours(m.labels) or (m.facts.ours and m.facts.sender == support))
+        # our labels, or our header on mail in the sent folder: a delivered mail can carry any header
+        signs = sum(1 for m in incoming if ours(m.labels)
+                    or (m.facts.ours and m.facts.sender == support and m.folder_role == "sent"))
         if signs:
             message = (f"{self.store.path}: the state file is missing or empty, but {signs} message(s) in the mailbox "
                        "carry mailhelpdesk's labels or are its own mail: run `mailhelpdesk rebuild` to recover the "

@@ -5,12 +5,14 @@ the read-only commands and the tests use."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Iterable
 
 from . import policy
 from .config import Config
 from .context import Context
+from .mail import ID_SECRET
 from .model import Incoming, Plan, Priority, State, Ticket
 
 TEMPLATE_ERROR = "template_error"  # the state cursor `status` reads: the last user template that failed to render
@@ -26,17 +28,25 @@ class Engine:
         self.mail = self.ctx.mail
         self.calendar = self.ctx.calendar
 
+    def keyed(self, state: State) -> Engine:
+        """The engine making this installation's Message-IDs: with the secret `state` holds (mail.py `message_id`)."""
+        secret = state.cursors.get(ID_SECRET, "")
+        if secret != self.mail.secret:
+            self.mail = self.mail.keyed(secret)
+            self.ctx = dataclasses.replace(self.ctx, mail=self.mail)
+        return self
+
     def on_message(self, state: State, incoming: Incoming, now: datetime) -> Plan:
         """One message found in the mailbox: the message rules, in order; the first that answers wins."""
-        return self._noted(policy.on_message(self.ctx, state, incoming, now), now)
+        return self._noted(policy.on_message(self.keyed(state).ctx, state, incoming, now), now)
 
     def on_labels(self, state: State, changes: Iterable[tuple[str, frozenset[str]]], now: datetime) -> Plan:
         """Agents changed labels in their mail client."""
-        return self._noted(policy.on_labels(self.ctx, state, changes, now), now)
+        return self._noted(policy.on_labels(self.keyed(state).ctx, state, changes, now), now)
 
     def on_tick(self, state: State, now: datetime) -> Plan:
         """The timed duties, in order."""
-        return self._noted(policy.on_tick(self.ctx, state, now), now)
+        return self._noted(policy.on_tick(self.keyed(state).ctx, state, now), now)
 
     def _noted(self, plan: Plan, now: datetime) -> Plan:
         """A user's template that failed (the packaged one was used): kept in the state for `status`."""

@@ -1,18 +1,23 @@
 """The mail factory: every mail we send is built here, one builder per `MailKind`. Each sets the stable key that
-makes it exactly-once, the Message-ID derived from that key, the subject (with the ticket key, or Gmail's thread
-subject), the thread headers and `Auto-Submitted`, and renders its template. Pure: `now` is passed in."""
+makes it exactly-once, the Message-ID derived from that key and the installation's secret, the subject (with the
+ticket key, or Gmail's thread subject), the thread headers and `Auto-Submitted`, and renders its template. Pure:
+`now` is passed in, and the secret is made outside the core (`MailFactory.keep_secret`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import hmac
 import logging
 import re
+import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Iterable
 from urllib.parse import quote
 
 from .config import Config
+from .mailbox.capabilities import capabilities
 from .model import TO_CUSTOMER, MailKind, MessageFacts, SendMail, State, Ticket
 from .rules.commands import known_commands
 from .rules.rating import RATINGS
@@ -20,7 +25,10 @@ from .sla import describe_due
 from .errors import ConfigError
 from .templates import Rendered, UnsafeTemplate, render
 
-OUR_ID_PREFIX = "<mhd."  # every Message-ID we make starts so (see `message_id`)
+OUR_ID_PREFIX = "<mhd."  # every Message-ID we make starts so (see `message_id`); a hint, never proof: anyone
+# can write it. Ours are the ids recorded in the state's sent log (State.is_ours), looked up, never recomputed from mail.
+ID_SECRET = "id_secret"  # the state cursor with this installation's Message-ID secret (see `message_id`)
+UPGRADE_WINDOW = timedelta(days=7)  # see `MailFactory.keep_secret`
 ANSWERS = frozenset({MailKind.ACKNOWLEDGEMENT, MailKind.RESOLUTION, MailKind.COMMAND_REJECTED})  # the rest: notices
 
 
@@ -34,21 +42,60 @@ def hours_text(delta: timedelta) -> str:
 class MailFactory:
     config: Config
     calendar: Any  # sla.BusinessCalendar
+    # this installation's Message-ID secret (the state's `id_secret` cursor); "" only for a state that predates it
+    secret: str = field(default="", repr=False)
 
     @property
     def support(self) -> str:
         return self.config.support_address
 
+    def keyed(self, secret: str) -> MailFactory:
+        """This factory making the Message-IDs of the installation whose secret this is."""
+        return self if secret == self.secret else dataclasses.replace(self, secret=secret)
+
     # --- what every mail has ------------------------------------------------------------------------------
 
     def message_id(self, key: str) -> str:
-        """Deterministic Message-ID for a send: a retry after a crash produces the same id."""
+        """The Message-ID of the send with this key: the same for every retry (a crash, a restart: exactly-once and
+        "already sent today" compare ids), and nobody else can compute it. The digest is an HMAC of the key with the
+        installation's secret, so a stranger who knows a ticket's key cannot write our acknowledgement's id into
+        `References` and be taken into the ticket's conversation (issue 8)."""
+        if not self.secret:  # a state saved before secrets: the daemon gives it one before its next pass decides
+            return self.legacy_message_id(key)
+        return self._message_id(key, hmac.new(self.secret.encode(), f"{key}|{self.support}".encode(),
+                                              hashlib.sha256).hexdigest()[:16])
+
+    def legacy_message_id(self, key: str) -> str:
+        """The id this key had before installations had a secret (sha256 of key and address: guessable)."""
+        return self._message_id(key, hashlib.sha256(f"{key}|{self.support}".encode()).hexdigest()[:16])
+
+    def _message_id(self, key: str, digest: str) -> str:
         domain = self.support.rsplit("@", 1)[1]
-        digest = hashlib.sha256(f"{key}|{self.support}".encode()).hexdigest()[:16]
         # short enough that "Message-ID: <...>" fits one 78-character line: a folded id trips up naive parsers
         room = max(0, 78 - len("Message-ID: <mhd..@>") - len(digest) - len(domain))
         readable = re.sub(r"[^A-Za-z0-9-]+", ".", key)[:room].strip(".")
         return f"{OUR_ID_PREFIX}{readable}.{digest}@{domain}>" if readable else f"{OUR_ID_PREFIX}{digest}@{domain}>"
+
+    def keep_secret(self, state: State, now: datetime) -> str:
+        """The installation's Message-ID secret, made (random) when the state has none: a new installation's first
+        pass, or the first pass of one whose state predates secrets. The daemon calls this at the start of a pass,
+        before the engine decides: the pure core only reads the secret, never makes one. Saved with the state (a
+        cursor) and in every record (records.py), so `rebuild` gets it back.
+
+        A state that predates secrets sent mail under the old, guessable ids. Those stay ours as they are: the sent
+        log is looked up, never recomputed. So that a key sent shortly before the upgrade is not sent again under its
+        new id (a resolution notice, today's digest: checks that derive the id from the key), the sends of the last
+        UPGRADE_WINDOW are recorded under their new id too."""
+        secret = state.cursors.get(ID_SECRET)
+        if isinstance(secret, str) and secret:
+            return secret
+        secret = state.cursors[ID_SECRET] = secrets.token_hex(16)
+        keyed = self.keyed(secret)
+        for record in list(state.sent.values()):
+            if record.done and now - record.at <= UPGRADE_WINDOW and record.message_id == self.legacy_message_id(record.key):
+                new_id = keyed.message_id(record.key)
+                state.sent.setdefault(new_id, dataclasses.replace(record, message_id=new_id, mail=None))
+        return secret
 
     # what failed to render from the user's templates_dir since the engine last asked (`take_problems`)
     problems: list[str] = field(default_factory=list, compare=False, repr=False)
@@ -89,10 +136,10 @@ class MailFactory:
         return dict(self.context_base(now), ticket=ticket, due_text=due_text)
 
     def link(self, ticket: Ticket) -> str:
-        """Where an agent opens the conversation: a Gmail link on Gmail, else a search for the key."""
-        if self.config.mailbox.backend == "gmail" and ticket.thread_ids:
-            return f"https://mail.google.com/mail/u/{self.support}/#all/{ticket.thread_ids[0]}"
-        return f"search your mail client for {ticket.key} (subject tag [{ticket.key}])"
+        """Where an agent opens the conversation: the thread's web page where the backend has them (Gmail), else a
+        search for the key."""
+        page = capabilities(self.config).thread_link(self.support, ticket.thread_ids[0]) if ticket.thread_ids else ""
+        return page or f"search your mail client for {ticket.key} (subject tag [{ticket.key}])"
 
     def _mail(self, kind: MailKind, key: str, to: str, rendered: Rendered, *, ticket: Ticket | None = None,
               in_reply_to: str = "", references: Iterable[str] = (), html: bool = True) -> SendMail:
@@ -100,7 +147,7 @@ class MailFactory:
         are `auto-replied`, notices nobody asked for `auto-generated` (RFC 3834)."""
         thread_id = ticket.thread_ids[0] if kind in TO_CUSTOMER and ticket and ticket.thread_ids else ""
         subject = rendered.subject
-        if thread_id and self.config.mailbox.backend == "gmail":
+        if thread_id and capabilities(self.config).threads_by_id:
             # Gmail files a reply into a thread only when its subject matches the thread's ("Re: " aside),
             # so there the key stays in the body and our X-Mailhelpdesk-Ticket header, not in the subject
             subject = f"Re: {ticket.subject}"  # type: ignore[union-attr]

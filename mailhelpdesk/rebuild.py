@@ -1,6 +1,7 @@
-"""`mailhelpdesk rebuild`: the state recovered from the mailbox, its source of truth. Keys and escalation steps
-come from the daemon's records (records.py) and our own sent mail (it carries X-Mailhelpdesk-Ticket), ticket
-fields from the labels agents see, and the sent log from the sent folder, so the next pass sends nothing twice.
+"""`mailhelpdesk rebuild`: the state recovered from the mailbox, its source of truth. Keys, escalation steps, the
+time of a resolution and the installation's Message-ID secret come from the daemon's records (records.py) and our
+own sent mail (it carries X-Mailhelpdesk-Ticket), ticket fields from the labels agents see, and the sent log from
+the sent folder, so the next pass sends nothing twice.
 Only what we wrote ourselves is trusted: records in the records folder and copies in the sent folder, from the
 support address; never headers in customers' mail."""
 
@@ -8,16 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import secrets
 from datetime import datetime, timedelta
 from typing import Callable
 
 from .config import Config
 from .daemon import Helpdesk, in_order
 from .engine import Engine
+from .mail import ID_SECRET, MailFactory
 from .mailbox.base import Mailbox
-from .model import Incoming, SentRecord, State
+from .model import Incoming, MailKind, SentRecord, State, Status, Ticket
 from .parse import parse_message
-from .records import SEQ_CURSOR, entry_fingerprint, folder_name, parse_records
+from .records import SEQ_CURSOR, entry_fingerprint, folder_name, read_records
 from .rules.senders import sender_key
 
 
@@ -33,7 +36,8 @@ def rebuild_from(config: Config, mailbox: Mailbox, now: datetime,
     mailbox.connect()
     mailbox.prepare(engine.labels.to_create())
     prefix = config.helpdesk.ticket_prefix
-    entries = parse_records(mailbox.records(folder_name(config.helpdesk.label_root)), config.support_address, prefix)
+    found = read_records(mailbox.records(folder_name(config.helpdesk.label_root)), config.support_address, prefix)
+    entries = found.entries
     since = now - timedelta(days=config.imap.import_days)
     changes = mailbox.changes({}, since)
     incoming: list[Incoming] = []
@@ -46,7 +50,13 @@ def rebuild_from(config: Config, mailbox: Mailbox, now: datetime,
     incoming = in_order(incoming, now)  # the daemon's order: by time, replies after what they answer
 
     state = State()
+    # the secret our Message-IDs were made with: the newest record's. None recorded (records predate secrets, or
+    # none were written): a new one; the ids already in the sent folder stay ours as they are (the sent log below)
+    state.cursors[ID_SECRET] = found.secret or secrets.token_hex(16)
+    ids = engine.mail.keyed(state.cursors[ID_SECRET])
     known_keys: dict[str, str] = {}
+    acknowledged: set[str] = set()
+    notices: dict[str, datetime] = {}  # ticket -> when its newest resolution notice was sent
     steps: dict[str, set[str]] = {}
     key_form = re.compile(rf"^{re.escape(prefix)}-[1-9][0-9]{{0,8}}$")
     for message in incoming:  # our own mail first: the sent log and the keys of the requests it answered
@@ -60,12 +70,17 @@ def rebuild_from(config: Config, mailbox: Mailbox, now: datetime,
             key=f"rebuilt:{facts.message_id}", message_id=facts.message_id, to=facts.to[0] if facts.to else "",
             kind=kind, ticket=facts.ours, at=message.when or now, done=True,
         )
-        if kind == "acknowledgement" and facts.in_reply_to:
-            known_keys[facts.in_reply_to[0]] = facts.ours
-        if kind.startswith("escalation "):
+        when = message.when or now
+        if kind == MailKind.ACKNOWLEDGEMENT:
+            acknowledged.add(facts.ours)
+            if facts.in_reply_to:
+                known_keys[facts.in_reply_to[0]] = facts.ours
+            if facts.to:
+                state.sender_log.setdefault(sender_key(facts.to[0]), []).append(when)
+        elif kind == MailKind.RESOLUTION:
+            notices[facts.ours] = max(notices.get(facts.ours, when), when)
+        elif kind.startswith("escalation "):
             steps.setdefault(facts.ours, set()).add(kind.split(" ", 1)[1])
-        if kind == "acknowledgement" and facts.to:
-            state.sender_log.setdefault(sender_key(facts.to[0]), []).append(message.when or now)
     known_keys.update({entry.request: key for key, entry in entries.items()})  # records win: written for every ticket
     numbers = [int(k.rsplit("-", 1)[1]) for k in [*known_keys.values(), *entries]]
     state.next_number = max(numbers, default=0) + 1  # a key once given is never given again
@@ -87,9 +102,11 @@ def rebuild_from(config: Config, mailbox: Mailbox, now: datetime,
                                          recorded=entry_fingerprint(entry))
         else:
             ticket = dataclasses.replace(
-                ticket, ack_wanted=ticket.ack_wanted and not state.is_ours(engine.message_id(f"ack:{key}")),
+                ticket, ack_wanted=ticket.ack_wanted and key not in acknowledged,
                 escalations=tuple(sorted(steps.get(key, ()))) or ticket.escalations)
         ticket = _from_labels(engine, ticket, labels_of)
+        if ticket.status == Status.RESOLVED:
+            ticket = _resolved(state, ids, ticket, entry.resolved if entry else "", notices.get(key), now)
         state.tickets[key] = ticket
     state.next_number = max([state.next_number, *(t.number + 1 for t in state.tickets.values())])
     state.cursors.update(changes.cursor)
@@ -97,6 +114,24 @@ def rebuild_from(config: Config, mailbox: Mailbox, now: datetime,
     state.cursors["digest_at"] = now.isoformat()
     state.cursors[SEQ_CURSOR] = max((e.seq for e in entries.values()), default=0) + 1
     return state
+
+
+def _resolved(state: State, ids: MailFactory, ticket: Ticket, recorded: str, notice: datetime | None,
+              now: datetime) -> Ticket:
+    """A ticket the labels show resolved gets back the time it was resolved, which auto-close counts from: as the
+    daemon recorded it; else (records written before they said so) when its newest resolution notice was sent;
+    else now, the moment the label is seen (it closes `close_after` from now: later than it would have, never
+    sooner). Its resolution notice was decided when the resolution was seen (the record is written before
+    anything is sent, as for acknowledgements): it is never sent again, also where no copy of it can show that it
+    went (`save_sent = "no"`): its key is entered in the sent log."""
+    resolved_at = datetime.fromisoformat(recorded) if recorded else notice or now
+    ticket = dataclasses.replace(ticket, resolved_at=resolved_at)
+    key = ids.resolution_key(ticket)
+    message_id = ids.message_id(key)
+    state.sent.setdefault(message_id, SentRecord(key=key, message_id=message_id, to=ticket.customer,
+                                                 kind=MailKind.RESOLUTION.value, ticket=ticket.key,
+                                                 at=notice or resolved_at, done=True))
+    return ticket
 
 
 def _from_labels(engine: Engine, ticket, labels_of: dict[str, frozenset[str]]):

@@ -13,7 +13,10 @@ DESCRIPTION = "our own sent copy: joins its ticket, answers nothing"
 
 def decide(ctx: Context, state: State, incoming: Incoming, now: datetime) -> Plan | None:
     facts = incoming.facts
-    if not (state.is_ours(facts.message_id) or (facts.ours and facts.sender == ctx.support)):
+    # our copy: a Message-ID in our sent log, or (state rebuilt, copy found again) our header on mail in the sent
+    # folder; never headers in delivered mail, which anyone can write (a forged "From: support@" with our header)
+    if not (state.is_ours(facts.message_id) or (facts.ours and facts.sender == ctx.support
+                                                 and incoming.folder_role == "sent")):
         return None
     plan = Plan()
     record = state.sent.get(facts.message_id)
