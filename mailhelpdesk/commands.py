@@ -478,7 +478,7 @@ def run_rebuild(config_path: Path, force: bool, echo: Callable[[str], None]) -> 
         mailbox = open_mailbox(config)
         try:
             # the old file stays until this succeeded
-            state = rebuild_from(config, mailbox, datetime.now(UTC), progress=Progress())
+            state = rebuild_from(config, mailbox, datetime.now(UTC), progress=Progress(), archive=Store(path).archive)
         finally:
             mailbox.close()
         if path.exists():

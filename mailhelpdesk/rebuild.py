@@ -18,7 +18,7 @@ from .daemon import Helpdesk, in_order
 from .engine import Engine
 from .mail import ID_SECRET, MailFactory
 from .mailbox.base import Mailbox
-from .model import Incoming, MailKind, SentRecord, State, Status, Ticket
+from .model import ArchiveLookup, Incoming, MailKind, SentRecord, State, Status, Ticket
 from .parse import parse_message
 from .records import SEQ_CURSOR, entry_fingerprint, folder_name, read_records
 from .rules.senders import sender_key
@@ -29,9 +29,11 @@ def rebuild_state(helpdesk: Helpdesk, now: datetime) -> State:
 
 
 def rebuild_from(config: Config, mailbox: Mailbox, now: datetime,
-                 progress: Callable[[int, int | None], None] = lambda seen, expected: None) -> State:
+                 progress: Callable[[int, int | None], None] = lambda seen, expected: None,
+                 archive: ArchiveLookup | None = None) -> State:
     """The state as the mailbox shows it. Raises (and changes nothing) when the mailbox cannot be read.
-    `progress` hears of each message read, as in a daemon pass (commands.Progress)."""
+    `progress` hears of each message read, as in a daemon pass (commands.Progress). With the `archive` of closed
+    tickets (store.py), their mail stays history: the same rules as a pass find it there."""
     engine = Engine(config)
     mailbox.connect()
     mailbox.prepare(engine.labels.to_create())
@@ -49,7 +51,7 @@ def rebuild_from(config: Config, mailbox: Mailbox, now: datetime,
         labels_of[raw.ref] = raw.labels
     incoming = in_order(incoming, now)  # the daemon's order: by time, replies after what they answer
 
-    state = State()
+    state = State(archive=archive)
     # the secret our Message-IDs were made with: the newest record's. None recorded (records predate secrets, or
     # none were written): a new one; the ids already in the sent folder stay ours as they are (the sent log below)
     state.cursors[ID_SECRET] = found.secret or secrets.token_hex(16)

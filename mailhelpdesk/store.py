@@ -363,7 +363,9 @@ class Store:
         entries = [Entry(ticket=t, sent=tuple(by_ticket.get(t.key, ())))
                    for t in state.tickets.values() if t.key not in waiting and archive.is_history(t, now)]
         entries += [Entry(ignored=i) for i in state.ignored.values() if now - i.at >= archive.IGNORED_AFTER]
-        ticketless = tuple(r for r in by_ticket.get("", ()) if r.done and now - r.at >= archive.TICKETLESS_SENT_AFTER)
+        ticketless = tuple(r for key, records in by_ticket.items() if key not in state.tickets for r in records
+                           if r.done and (key or now - r.at >= archive.TICKETLESS_SENT_AFTER))  # digests; or the
+        # sent log of a ticket the state no longer holds (a rebuild finds our copies of archived tickets' mail)
         if ticketless:
             entries.append(Entry(sent=ticketless))
         if not entries:
