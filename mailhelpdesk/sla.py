@@ -329,13 +329,17 @@ class BusinessCalendar:
             spans = next((self.hours[day] for day in range(7) if self.hours.get(day)), ())
         return spans
 
-    def _day_intervals(self, d: date) -> Iterator[tuple[datetime, datetime]]:
-        midnight = datetime.combine(d, _MIDNIGHT)
-        for start, end in self._day_hours(d):
-            u0 = _wall_to_utc(midnight + _since_midnight(start), self.tz)
-            u1 = _wall_to_utc(midnight + (_since_midnight(end) or _DAY), self.tz)
-            if u1 > u0:
-                yield u0, u1
+    def _day_intervals(self, d: date) -> tuple[tuple[datetime, datetime], ...]:
+        """The open intervals (UTC) of one day; computed once per day (every waiting ticket asks, every pass)."""
+        cache = self.__dict__.setdefault("_day_cache", {})
+        spans = cache.get(d)
+        if spans is None:
+            midnight = datetime.combine(d, _MIDNIGHT)
+            spans = cache[d] = tuple(
+                (u0, u1) for start, end in self._day_hours(d)
+                if (u1 := _wall_to_utc(midnight + (_since_midnight(end) or _DAY), self.tz))
+                > (u0 := _wall_to_utc(midnight + _since_midnight(start), self.tz)))
+        return spans
 
     def _intervals(self, start: datetime, end: datetime | None = None) -> Iterator[tuple[datetime, datetime]]:
         """Open intervals (UTC) after ``start``, clipped to it, in order; up to ``end`` if given, else forever.

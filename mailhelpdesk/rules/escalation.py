@@ -32,9 +32,13 @@ def due_steps(ticket: Ticket, warn_at: float, escalate_after: timedelta, has_lea
     state = sla_state(ticket, now)
     if not state.waiting or state.due_at is None:
         return []  # answered, or waiting for the customer: the ladder stops
+    taken = set(ticket.escalations)
+    if "breach" in taken and (not has_leads or "lead" in taken):
+        return []  # the ladder's end reached (most waiting tickets of a busy day): nothing to compute
     start = ticket.waiting_since
-    thresholds = [("warn", calendar.add(start, calendar.elapsed(start, state.due_at) * warn_at)),
-                  ("breach", state.due_at)]
+    thresholds = [("breach", state.due_at)]
+    if not taken & {"warn", "breach"}:
+        thresholds.insert(0, ("warn", calendar.add(start, calendar.elapsed(start, state.due_at) * warn_at)))
     if has_leads:
         thresholds.append(("lead", calendar.add(state.due_at, escalate_after)))
     steps = [Step(name, at, not quiet and now - at <= ANNOUNCE_WITHIN)
