@@ -202,7 +202,7 @@ class Store:
         self.archive = Archive(self.path.with_name(self.path.name + ".archive"), encode, decode)
         self.seq = 0  # the last journal line written or read
         self.baseline: dict[str, dict[str, Any]] | None = None  # what the file and journal hold, by table and name
-        self.baseline_meta = ""
+        self.baseline_meta: dict[str, Any] = {}  # _meta_parts as last saved
         self.file_size = 0
         self._migrated = False
         self.partial = False  # loaded without the sent log and ignored mail (read-only commands)
@@ -234,7 +234,16 @@ class Store:
                 for doc_id in names:
                     table.pop(doc_id, None)
             if "meta" in record:
-                raw["meta"] = {"1": record["meta"]}
+                meta = raw.setdefault("meta", {}).setdefault("1", {})
+                for path, value in record["meta"].get("set", {}).items():
+                    section, _, key = path.partition("/")
+                    if key:
+                        meta.setdefault(section, {})[key] = value
+                    else:
+                        meta[section] = value
+                for path in record["meta"].get("unset", ()):
+                    section, _, key = path.partition("/")
+                    (meta.get(section, {}) if key else meta).pop(key or section, None)
         db.storage.cache = raw  # CachingMiddleware's cache: TinyDB reads the replayed tables from it
         self.file_size = self.path.stat().st_size if self.path.exists() else 0
         self._migrated = version < SCHEMA_VERSION
@@ -303,16 +312,18 @@ class Store:
                 put[name] = {k: encode(v) for k, v in changed.items()}
             if gone:
                 drop[name] = gone
-        meta = _dumps(_meta_of(state))
-        if not put and not drop and meta == self.baseline_meta:
+        meta = _meta_parts(state)
+        changed_meta = {k: v for k, v in meta.items() if self.baseline_meta.get(k) != v}
+        unset = [k for k in self.baseline_meta if k not in meta]
+        if not put and not drop and not changed_meta and not unset:
             return
         record: dict[str, Any] = {"seq": self.seq + 1}
         if put:
             record["put"] = put
         if drop:
             record["drop"] = drop
-        if meta != self.baseline_meta:
-            record["meta"] = _meta_of(state)
+        if changed_meta or unset:  # by key: a pass that moves a cursor writes that cursor, not every sender's log
+            record["meta"] = {"set": {k: _meta_value(state, k) for k in changed_meta}, "unset": unset}
         self.journal.append(record)
         self.seq += 1
         for name in TABLES:
@@ -339,7 +350,7 @@ class Store:
 
     def _set_baseline(self, state: State) -> None:
         self.baseline = {name: dict(getattr(state, name)) for name in TABLES}
-        self.baseline_meta = _dumps(_meta_of(state))
+        self.baseline_meta = _meta_parts(state)
 
     def maintain(self, state: State, now: datetime, sender_window: timedelta = timedelta(hours=24)) -> int:
         """Between passes: history to the archive, old sender counts forgotten, the journal compacted when it has
@@ -402,6 +413,23 @@ def _meta_of(state: State) -> dict[str, Any]:
         "quarantine": state.quarantine,
         "sender_log": {k: [t.isoformat() for t in v] for k, v in state.sender_log.items()},
     }
+
+
+def _meta_parts(state: State) -> dict[str, Any]:
+    """The meta document as "section/key" parts, each with a cheap fingerprint of its value (JSON for cursors; the
+    length for a sender's log, which only grows until the sender is dropped whole)."""
+    parts: dict[str, Any] = {"next_number": state.next_number, "rr_index": state.rr_index}
+    parts.update((f"cursors/{k}", _dumps(v)) for k, v in state.cursors.items())
+    parts.update((f"quarantine/{k}", v) for k, v in state.quarantine.items())
+    parts.update((f"sender_log/{k}", len(v)) for k, v in state.sender_log.items())
+    return parts
+
+
+def _meta_value(state: State, path: str) -> Any:
+    section, _, key = path.partition("/")
+    if section == "sender_log":
+        return [t.isoformat() for t in state.sender_log[key]]
+    return getattr(state, section)[key] if key else getattr(state, section)
 
 
 def _migrate(raw: dict[str, Any]) -> dict[str, Any]:

@@ -341,3 +341,27 @@ def test_status_reads_the_last_pass_summary_and_counts_afresh_once_the_state_is_
     lines = []
     show_status(config, lines.append, now=NOW)
     assert any(line.startswith("open tickets: 19 ") and line.endswith("pending: 1") for line in lines), lines
+
+
+def test_meta_is_journalled_by_key(tmp_path):
+    """A pass that moves a cursor writes that cursor, not the log of every sender acknowledged today."""
+    path = tmp_path / "state.json"
+    state = a_state()
+    for n in range(1000):
+        state.sender_log[f"customer{n}@example.org"] = [NOW - timedelta(minutes=n)]
+    Store(path).save(state)
+    store = Store(path)
+    state = store.load()
+    state.cursors["INBOX"] = {"uidvalidity": 7, "uidnext": 42}
+    state.sender_log["customer5@example.org"].append(NOW)
+    del state.sender_log["customer6@example.org"]
+    state.quarantine["INBOX:7:3"] = "unreadable"
+    store.save(state)
+    line = store.journal.path.read_text()
+    assert len(line) < 400, line
+    again = Store(path).load()
+    assert again.cursors["INBOX"] == {"uidvalidity": 7, "uidnext": 42} and again.quarantine == {"INBOX:7:3": "unreadable"}
+    assert again.sender_log == state.sender_log and len(again.sender_log["customer5@example.org"]) == 2
+    del state.quarantine["INBOX:7:3"]
+    store.save(state)
+    assert Store(path).load().quarantine == {}
