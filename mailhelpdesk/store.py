@@ -472,20 +472,7 @@ def _decoder(hint: Any) -> Callable[[Any], Any]:
         inner = _decoder(next(a for a in args if a is not type(None)))
         return inner if inner is _plain else (lambda data: None if data is None else inner(data))
     if dataclasses.is_dataclass(hint):
-        hints = typing.get_type_hints(hint)
-        fields = [f.name for f in dataclasses.fields(hint)]
-        convert = [(name, c) for name in fields if (c := _decoder(hints[name])) is not _plain]
-        known = frozenset(fields)
-
-        def dataclass_(data: Any) -> Any:
-            values = dict(data)
-            for name, conv in convert:
-                if name in values:
-                    values[name] = conv(values[name])
-            if not known.issuperset(values):  # written by a newer version: fields this one does not know
-                values = {k: v for k, v in values.items() if k in known}
-            return hint(**values)
-        return dataclass_
+        return _dataclass_decoder(hint)
     if origin is tuple:
         item = _decoder(args[0])
         return tuple if item is _plain else (lambda data: tuple(map(item, data)))
@@ -497,6 +484,34 @@ def _decoder(hint: Any) -> Callable[[Any], Any]:
     if isinstance(hint, type) and issubclass(hint, Enum):
         return hint
     return _plain
+
+
+_ABSENT = object()
+
+
+def _dataclass_decoder(cls: type) -> Callable[[Any], Any]:
+    """One generated function per record type: each field read from the JSON object, converted where it must be,
+    its default where the object lacks it (written by an older version); keys this version does not know are
+    left (written by a newer one). Generated because it runs for every ticket and history entry of a load."""
+    hints = typing.get_type_hints(cls)
+    namespace: dict[str, Any] = {"cls": cls, "_ABSENT": _ABSENT}
+    args = []
+    for number, f in enumerate(dataclasses.fields(cls)):
+        convert = _decoder(hints[f.name])
+        if convert is not _plain:
+            namespace[f"c{number}"] = convert
+        wrap = (lambda expr: f"c{number}({expr})") if convert is not _plain else (lambda expr: expr)
+        if f.default is not dataclasses.MISSING:
+            namespace[f"d{number}"] = f.default
+            args.append(wrap(f"get({f.name!r}, d{number})"))
+        elif f.default_factory is not dataclasses.MISSING:
+            namespace[f"f{number}"] = f.default_factory
+            args.append(f"(f{number}() if (v{number} := get({f.name!r}, _ABSENT)) is _ABSENT else {wrap(f'v{number}')})")
+        else:
+            args.append(wrap(f"data[{f.name!r}]"))
+    source = "def decode(data):\n    get = data.get\n    return cls(" + ", ".join(args) + ")\n"
+    exec(source, namespace)  # noqa: S102  (our own field names, from the dataclass)
+    return namespace["decode"]
 
 
 def decode(hint: Any, data: Any) -> Any:
