@@ -89,7 +89,7 @@ class Archive:
         month = f"{now:%Y-%m}"
         lines, names = [], {}
         for entry in entries:
-            lines.append(json.dumps(self._line(entry), ensure_ascii=False, separators=(",", ":")) + "\n")
+            lines += self._lines(entry)
             for name, value in entry.names():
                 names.setdefault(_bucket(name), []).append(f"{_clean(name)}\t{value or month}\n")
         if not lines:
@@ -105,15 +105,16 @@ class Archive:
                              "closed tickets stay in the state until it can be written") from None
         return len(lines)
 
-    def _line(self, entry: Entry) -> dict[str, Any]:
-        line: dict[str, Any] = {}
+    def _lines(self, entry: Entry) -> list[str]:
+        """A ticket's line, then its sent log's (readers of tickets skip it unread), or an ignored mail's line."""
+        lines = []
         if entry.ticket is not None:
-            line["ticket"] = self._encode(entry.ticket)
+            lines.append({"ticket": self._encode(entry.ticket)})
         if entry.sent:
-            line["sent"] = [self._encode(r) for r in entry.sent]
+            lines.append({"sent": [self._encode(r) for r in entry.sent]})
         if entry.ignored is not None:
-            line["ignored"] = self._encode(entry.ignored)
-        return line
+            lines.append({"ignored": self._encode(entry.ignored)})
+        return [json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n" for line in lines]
 
     # --- reading -------------------------------------------------------------------------------------------
 
@@ -137,8 +138,12 @@ class Archive:
     def months(self) -> list[Path]:
         return sorted(self.folder.glob("[0-9][0-9][0-9][0-9]-[0-9][0-9].jsonl"))
 
-    def entries(self, months: Iterable[Path] | None = None) -> Iterator[Entry]:
-        """Every archive line, oldest first, decoded one at a time (a torn last line, left by a kill, is skipped)."""
+    def entries(self, months: Iterable[Path] | None = None, only: str = "",
+                containing: str = "") -> Iterator[Entry]:
+        """Every archive line, oldest first, decoded one at a time (a torn last line, left by a kill, is skipped).
+        `only`: lines of this kind ("ticket", "sent", "ignored"), the others skipped unread; `containing`: lines
+        holding this text (a cheap test before a line is parsed)."""
+        prefix = f'{{"{only}":' if only else "{"
         for path in self.months() if months is None else months:
             try:
                 handle = open(path, encoding="utf-8")
@@ -146,6 +151,8 @@ class Archive:
                 raise StoreError(f"{path}: cannot read the archive ({exc.strerror or exc})") from None
             with handle:
                 for line in handle:
+                    if not line.startswith(prefix) or containing not in line:
+                        continue
                     try:
                         data = json.loads(line)
                     except json.JSONDecodeError:
@@ -161,19 +168,20 @@ class Archive:
         `since`, only files of tickets archived since its month: one archived earlier was closed before it."""
         seen = set(skip)
         months = [p for p in self.months() if since is None or p.stem >= f"{since:%Y-%m}"]
-        for entry in self.entries(months):
+        for entry in self.entries(months, only="ticket"):
             ticket = entry.ticket
             if ticket is not None and ticket.key not in seen:
                 seen.add(ticket.key)
                 yield ticket
 
     def find(self, key: str) -> Ticket | None:
-        """One archived ticket by key: the index says which month, then that file is read line by line."""
+        """One archived ticket by key: the index says which month, then only that file's lines naming the key
+        are parsed."""
         month = self.lookup(key)
         if not month:
             return None
         found = None
-        for entry in self.entries([self.folder / f"{month}.jsonl"]):
+        for entry in self.entries([self.folder / f"{month}.jsonl"], only="ticket", containing=f'"key":"{key}"'):
             if entry.ticket is not None and entry.ticket.key == key:
                 found = entry.ticket
         return found

@@ -25,6 +25,7 @@ import csv
 import functools
 import io
 import statistics
+from array import array
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -139,9 +140,10 @@ class _Bucket:
     opened: int = 0
     closed: int = 0
     resolved: int = 0
-    first_response: list[float] = field(default_factory=list)
-    first_response_bh: list[float] = field(default_factory=list)
-    resolution: list[float] = field(default_factory=list)
+    # packed doubles, not lists of floats: a year of 365,000 tickets adds each value to five groups
+    first_response: array = field(default_factory=lambda: array("d"))
+    first_response_bh: array = field(default_factory=lambda: array("d"))
+    resolution: array = field(default_factory=lambda: array("d"))
     sla_tracked: int = 0
     breaches: int = 0
     ratings: dict[str, int] = field(default_factory=lambda: {r: 0 for r in RATINGS})
