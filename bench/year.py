@@ -202,10 +202,9 @@ class HistoryWriter:
         dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
         bucket, clean = archive._bucket, archive._clean
         for doc, sent in docs:
-            line = {"ticket": doc}
-            if sent:
-                line["sent"] = sent
-            lines.append(dumps(line) + "\n")
+            lines.append(dumps({"ticket": doc}) + "\n")
+            if sent:  # a ticket's sent log on a line of its own, after it
+                lines.append(dumps({"sent": sent}) + "\n")
             for name, value in self.names(doc, sent):
                 names.setdefault(bucket(name), []).append(f"{clean(name)}\t{value or month}\n")
         if not lines:
