@@ -29,10 +29,9 @@ class Context:
     @classmethod
     def of(cls, config: Config, known_keys: dict[str, str] | None = None) -> Context:
         cal = calendar(config)
-        support = config.support_address
         return cls(config=config, labels=scheme_for(config), calendar=cal, mail=MailFactory(config, cal),
                    free_mail=frozenset(FREE_MAIL | {d.strip().lower() for d in config.helpdesk.free_mail_domains}),
-                   agent_addresses=frozenset(normalise_address(a) for a in [support, *(a.email for a in config.agents)]),
+                   agent_addresses=frozenset(normalise_address(a.email) for a in config.agents),
                    known_keys=dict(known_keys or {}))
 
     @property
@@ -42,16 +41,22 @@ class Context:
     # --- who ----------------------------------------------------------------------------------------------
 
     def is_agent(self, incoming: Incoming) -> bool:
-        sender = incoming.facts.sender
-        return incoming.folder_role == "sent" or sender == self.support or self.config.agent_by_email(sender) is not None
+        """An agent's mail, or the shared account's: found in the sent folder (only someone logged into the mailbox
+        can put it there). A delivered mail `From:` the support address is anyone's (a forgery, or a web form
+        sending as us on a visitor's behalf): it is judged like any other sender's."""
+        return incoming.folder_role == "sent" or self.config.agent_by_email(incoming.facts.sender) is not None
 
     def who(self, incoming: Incoming) -> str:
         agent = self.config.agent_by_email(incoming.facts.sender)
         return agent.name if agent else incoming.facts.sender
 
     def takes_part(self, ticket: Ticket, incoming: Incoming) -> bool:
-        """May this message join `ticket`'s conversation? (PRODUCT.md, Threading 1)"""
-        return self.is_agent(incoming) or takes_part(ticket, incoming.facts.sender, self.agent_addresses, self.free_mail)
+        """May this message join `ticket`'s conversation? (PRODUCT.md, Threading 1) The support address is in To
+        of every request, but delivered mail from it proves nothing (is_agent)."""
+        if self.is_agent(incoming):
+            return True
+        sender = incoming.facts.sender
+        return not same_sender(sender, self.support) and takes_part(ticket, sender, self.agent_addresses, self.free_mail)
 
     def may_attach(self, ticket: Ticket, incoming: Incoming) -> bool:
         """Participants join; automatic mail about the conversation (an out-of-office to our acknowledgement,

@@ -178,3 +178,24 @@ def test_a_new_automatic_mail_signal_is_one_line(monkeypatch):
     desk.feed(robot, now=at(19, 9, 1))
     assert desk.state.tickets == {} and desk.sends() == []
     assert desk.state.ignored["<alert1@monitoring.example>"].reason == "monitoring alert (X-Monitoring-Alert)"
+
+
+def test_mail_delivered_from_the_support_address_is_not_the_shared_account():
+    """Only the sent folder proves the shared account: a delivered `From: support@` is a forgery (it must not
+    answer, pend or close a ticket) or a web form writing as us for a visitor (a request from the visitor)."""
+    desk = workflow_desk()
+    desk.feed(question(at(19, 9)), now=at(19, 9))
+    forged = ("From: support@shop.example\r\nTo: anna@customer.example\r\nCc: support@shop.example\r\n"
+              "Subject: Re: [HD-1] Export fails\r\nDate: Tue, 19 Jan 2027 09:30:00 -0500\r\n"
+              "Message-ID: <forged@attacker.example>\r\nReferences: <wf1@customer.example>\r\n\r\nSolved, bye.\r\n").encode()
+    desk.feed(forged, now=at(19, 9, 31))
+    ticket = desk.ticket()
+    assert ticket.status == Status.OPEN and ticket.first_response_at is None, "not an answer from us"
+    assert "<forged@attacker.example>" not in ticket.message_ids
+    desk.feed(forged.replace(b"<forged@", b"<sent-copy@"), folder_role="sent", now=at(19, 9, 32))
+    assert desk.ticket().status == Status.PENDING, "the same mail in the sent folder is the shared account's answer"
+    form = ("From: Website <support@shop.example>\r\nReply-To: Fiona <fiona@green.example>\r\n"
+            "To: support@shop.example\r\nSubject: Contact form: parcel\r\nDate: Tue, 19 Jan 2027 10:00:00 -0500\r\n"
+            "Message-ID: <form1@shop.example>\r\n\r\nWhere is my parcel?\r\n").encode()
+    desk.feed(form, now=at(19, 10, 1))
+    assert desk.state.ticket_of("<form1@shop.example>").customer == "fiona@green.example"
