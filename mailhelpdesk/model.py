@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 
@@ -195,6 +196,53 @@ class HistoryEntry:
     detail: str = ""
 
 
+class History(Sequence[HistoryEntry]):
+    """A ticket's history as loaded: its JSON rows, decoded the first time the history is read. Listing 5,000
+    tickets, or a pass over them, reads few histories; saving one that was never read writes its rows back as
+    they were. Behaves as the tuple of entries it stands for."""
+
+    __slots__ = ("_rows", "_entries")
+
+    def __init__(self, rows: list[dict[str, Any]]):
+        self._rows: list[dict[str, Any]] | None = rows
+        self._entries: tuple[HistoryEntry, ...] | None = None
+
+    def entries(self) -> tuple[HistoryEntry, ...]:
+        if self._entries is None:
+            fromisoformat = datetime.fromisoformat
+            self._entries = tuple(HistoryEntry(fromisoformat(r["at"]), r["what"], r.get("detail", ""))
+                                  for r in self._rows or ())
+            self._rows = None
+        return self._entries
+
+    def rows(self) -> list[dict[str, Any]] | None:
+        """The JSON rows while the history was never read (None after)."""
+        return self._rows
+
+    def __getitem__(self, index):  # type: ignore[override]
+        return self.entries()[index]
+
+    def __len__(self) -> int:
+        return len(self._rows) if self._rows is not None else len(self.entries())
+
+    def __iter__(self):
+        return iter(self.entries())
+
+    def __add__(self, other: Any) -> tuple[HistoryEntry, ...]:
+        return self.entries() + tuple(other)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (tuple, History)):
+            return self.entries() == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.entries())
+
+    def __repr__(self) -> str:
+        return repr(self.entries())
+
+
 @dataclass(frozen=True, slots=True)
 class Ticket:
     key: str
@@ -223,7 +271,7 @@ class Ticket:
     thread_ids: tuple[str, ...] = ()
     related: tuple[str, ...] = ()
     bounced: bool = False
-    history: tuple[HistoryEntry, ...] = ()
+    history: tuple[HistoryEntry, ...] = ()  # a History when loaded (the same, decoded when first read)
     recorded: str = ""  # what the mailbox's record of this ticket says (records.py); "" before the first one
 
     def log(self, at: datetime, what: HistoryEvent, detail: str = "", **changes: Any) -> Ticket:

@@ -35,7 +35,7 @@ from tinydb.table import Document, Table
 from . import archive
 from .archive import Archive, Entry, fsync_dir
 from .errors import StoreError
-from .model import Ignored, SentRecord, State, Ticket
+from .model import History, HistoryEntry, Ignored, SentRecord, State, Ticket
 
 log = logging.getLogger("mailhelpdesk")
 
@@ -446,6 +446,9 @@ def _dumps(value: Any) -> str:
 
 
 def encode(value: Any) -> Any:
+    if isinstance(value, History):
+        rows = value.rows()  # never read since it was loaded: written back as it was
+        return rows if rows is not None else [encode(h) for h in value]
     if dataclasses.is_dataclass(value):
         return {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Enum):
@@ -473,6 +476,8 @@ def _decoder(hint: Any) -> Callable[[Any], Any]:
         return inner if inner is _plain else (lambda data: None if data is None else inner(data))
     if dataclasses.is_dataclass(hint):
         return _dataclass_decoder(hint)
+    if origin is tuple and args[0] is HistoryEntry:
+        return History  # decoded when first read (model.History)
     if origin is tuple:
         item = _decoder(args[0])
         return tuple if item is _plain else (lambda data: tuple(map(item, data)))
