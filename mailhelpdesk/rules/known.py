@@ -25,11 +25,12 @@ def decide(ctx: Context, state: State, incoming: Incoming, now: datetime) -> Pla
             ticket = plan.put(ticket.with_message(message_id, incoming.ref, thread_id=incoming.thread_id))
             ctx.index_message(plan, ticket, incoming)
             plan.notes.append(f"{ticket.key}: known message {message_id} found again at {incoming.ref}")
-        ctx.sync_labels(plan, ticket, now)
+        ticket = ctx.sync_labels(plan, ticket, now)
+        _relabel(ctx, plan, ticket, incoming, now)
         return plan
     ignored = state.ignored.get(message_id)
     if ignored is not None:
-        if incoming.ref != ignored.ref and incoming.folder_role == "inbox":
+        if incoming.folder_role == "inbox" and (incoming.ref != ignored.ref or ctx.labels.ignored not in incoming.labels):
             plan.index[ref_key(incoming.ref)] = IGNORED_PREFIX + message_id
             plan.actions.append(SetLabels((incoming.ref,), frozenset({ctx.labels.ignored}), frozenset()))
         return plan
@@ -38,6 +39,16 @@ def decide(ctx: Context, state: State, incoming: Incoming, now: datetime) -> Pla
         plan.notes.append(f"{message_id}: already in the archive ({archived}); nothing to do")
         return plan  # a re-delivery or a re-sync of a closed conversation: history, never a new ticket
     return None
+
+
+def _relabel(ctx: Context, plan: Plan, ticket: Ticket, incoming: Incoming, now: datetime) -> None:
+    """A known message seen again (after a restart, a re-sync) that does not carry its ticket's labels: the pass
+    that decided them was stopped between saving and labelling. Labelled now, so no message stays without."""
+    if any(isinstance(a, SetLabels) and incoming.ref in a.refs for a in plan.actions):
+        return  # sync_labels labels it already
+    desired = ctx.labels.for_ticket(ticket, now)
+    if ctx.labels.ours(incoming.labels) & ctx.labels.all() != desired:
+        plan.actions.append(SetLabels((incoming.ref,), desired, ctx.labels.all() - desired, ticket.key))
 
 
 def distinct(ctx: Context, state: State, incoming: Incoming) -> Incoming:

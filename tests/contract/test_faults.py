@@ -188,3 +188,35 @@ security = "none"
     assert result.exit_code == 0, result.output + result.stderr
     for expected in ("sent folder 'Sent'", "IDLE", "CONDSTORE", "IMAP keywords", "accepts us", "all good"):
         assert expected in result.output
+
+
+def test_a_kill_between_the_first_save_and_the_labels_leaves_no_message_unlabelled(imap_account, smtp_sink, tmp_path):
+    """The first pass saves the state before it labels anything (so a restart is not taken for lost state); a
+    kill right then must not leave mail the state knows but no label shows: the next pass labels it."""
+    import os
+    import signal
+
+    backend = ImapBackend(imap_account, smtp_sink, tmp_path)
+    for n in range(1, 4):
+        imap_account.append("INBOX", fresh_question(n), when=T0)
+    imap_account.append("INBOX", (EML / "newsletter.eml").read_bytes(), when=T0)
+    pid = os.fork()
+    if pid == 0:  # the daemon, killed at its first label write
+        try:
+            desk = Helpdesk(backend.config, clock=lambda: NOW)
+            desk.mailbox.set_labels = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
+            desk.run_pass()
+        finally:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status), "killed at its first label write"
+    assert backend.config.resolve(backend.config.helpdesk.state_file).exists(), "the state was saved first"
+    assert not any(backend.all_labels().values()), "nothing labelled yet"
+    desk = Helpdesk(backend.config, clock=lambda: NOW + timedelta(minutes=1))
+    desk.run_pass()
+    desk.close()
+    labels = backend.all_labels()
+    inbox = [ref for ref in labels if ref.startswith("INBOX")]
+    assert len(inbox) == 4
+    assert all(any(l.startswith("Helpdesk/Status/") for l in labels[ref]) or "Helpdesk/Ignored" in labels[ref]
+               for ref in inbox), labels
