@@ -7,6 +7,7 @@ import smtplib
 import socket
 import ssl
 import threading
+import time
 from email.message import EmailMessage
 from email.utils import getaddresses
 
@@ -62,6 +63,9 @@ def _worth_retrying(exc: BaseException) -> bool:
     return _transient(exc) and not isinstance(exc, (socket.timeout, TimeoutError))
 
 
+REUSE_WITHIN = 20.0  # seconds a delivered message's connection is kept for the next one
+
+
 class Stopping(smtplib.SMTPException):
     """The daemon is stopping: no new SMTP connection is opened (the message stays in the outbox)."""
 
@@ -78,6 +82,7 @@ class SmtpSender:
         self._ssl: ssl.SSLContext | None = None
         self.stop = stop or threading.Event()
         self._live: smtplib.SMTP | None = None  # the connection in use, for interrupt()
+        self._idle: tuple[smtplib.SMTP, float] | None = None  # after a delivered message, kept for the next one
         self.committing = threading.Event()  # set from the final dot until the server's verdict is read
 
     def _context(self) -> ssl.SSLContext | None:
@@ -137,9 +142,40 @@ class SmtpSender:
         return persist(lambda: self._open_once(message), passing=_worth_retrying, stop=self.stop,
                        attempts=self.ATTEMPTS, first=0.5, most=8, within=self.config.timeout)
 
+    def keep(self, smtp: smtplib.SMTP) -> None:
+        """A connection whose message was delivered: the next send of this pass reuses it (a first run or a
+        morning's digests would otherwise pay a TLS handshake and a login per mail)."""
+        self.release()
+        self._idle = (smtp, time.monotonic())
+
+    def release(self) -> None:
+        """Say goodbye on the kept connection (between passes: servers drop idle clients after a few minutes)."""
+        idle, self._idle = self._idle, None
+        if idle is not None:
+            try:
+                idle[0].quit()
+            except (smtplib.SMTPException, OSError):
+                idle[0].close()
+
+    def _reusable(self) -> smtplib.SMTP | None:
+        if self._idle is not None and time.monotonic() - self._idle[1] > REUSE_WITHIN:
+            self.release()
+        idle, self._idle = self._idle, None
+        return idle[0] if idle is not None else None
+
     def _open_once(self, message: EmailMessage) -> smtplib.SMTP:
-        """Connect and hand over everything but the final dot, so the commit is one tiny write."""
-        smtp = self._connect()
+        """Connect (or take the kept connection) and hand over everything but the final dot, so the commit is
+        one tiny write. A kept connection the server has closed meanwhile is replaced by a new one at once:
+        nothing of this message reached the server's queue without its final dot."""
+        kept = self._reusable()
+        if kept is not None:
+            try:
+                return self._transact(kept, message)
+            except (smtplib.SMTPServerDisconnected, ConnectionError, EOFError):
+                pass
+        return self._transact(self._connect(), message)
+
+    def _transact(self, smtp: smtplib.SMTP, message: EmailMessage) -> smtplib.SMTP:
         self._live = smtp
         try:
             data = message.as_bytes(policy=email.policy.SMTP)
@@ -253,6 +289,9 @@ class Transaction:
             self.abort()
             raise SendError(f"{self.host} refused {self.message['Message-ID']}: {code} {reply!r}", permanent=code >= 500,
                             only_this=True)
+        if self.sender is not None:
+            self.sender.keep(self.smtp)  # for the next message of the pass
+            return
         try:
             self.smtp.quit()
         except (smtplib.SMTPException, OSError):

@@ -233,6 +233,7 @@ class ImapMailbox:
 
     def close(self) -> None:
         self._quiet.set()
+        self.sender.release()
         if self.client is not None:
             client, self.client = self.client, None
             try:
@@ -579,6 +580,7 @@ class ImapMailbox:
         """IDLE (or sleep) until mail may have come, `timeout` passed, or `stop` is set (looked at every second)."""
         if stop is not None:
             self.stop_when(stop)
+        self.sender.release()  # the pass's SMTP connection: not held while waiting for mail
         stop = stop or threading.Event()
         self._quiet.set()
         try:
