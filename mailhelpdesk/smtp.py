@@ -171,7 +171,7 @@ class SmtpSender:
         if kept is not None:
             try:
                 return self._transact(kept, message)
-            except (smtplib.SMTPServerDisconnected, ConnectionError, EOFError):
+            except (smtplib.SMTPServerDisconnected, OSError, EOFError):
                 pass
         return self._transact(self._connect(), message)
 

@@ -220,3 +220,31 @@ def test_a_kill_between_the_first_save_and_the_labels_leaves_no_message_unlabell
     assert len(inbox) == 4
     assert all(any(l.startswith("Helpdesk/Status/") for l in labels[ref]) or "Helpdesk/Ignored" in labels[ref]
                for ref in inbox), labels
+
+
+def test_the_sends_of_a_pass_share_one_smtp_connection_and_a_dropped_one_is_replaced(smtp_sink):
+    """A first run or a morning's digests: one connection for the burst, not a TLS handshake and a login per mail.
+    A kept connection the server closed meanwhile is replaced without losing the message."""
+    from email.message import EmailMessage
+
+    from mailhelpdesk.config import SmtpConfig
+    from mailhelpdesk.smtp import SmtpSender
+
+    def mail(n: int) -> EmailMessage:
+        message = EmailMessage()
+        message["From"], message["To"], message["Message-ID"] = "support@shop.example", f"c{n}@example.com", f"<m{n}@x>"
+        message.set_content(f"hello {n}")
+        return message
+
+    sender = SmtpSender(SmtpConfig(host=smtp_sink.host, port=smtp_sink.port, security="none"))
+    for n in range(3):
+        sender.send(mail(n))
+    assert len({m.peer for m in smtp_sink.messages}) == 1, "one connection for the three"
+    import socket
+
+    sender._idle[0].sock.shutdown(socket.SHUT_RDWR)  # the server (or a NAT) dropped the kept connection
+    sender.send(mail(3))
+    assert [str(m.message["Message-ID"]) for m in smtp_sink.messages] == ["<m0@x>", "<m1@x>", "<m2@x>", "<m3@x>"]
+    assert len({m.peer for m in smtp_sink.messages}) == 2
+    sender.release()
+    assert sender._idle is None
