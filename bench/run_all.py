@@ -19,7 +19,7 @@ from pathlib import Path
 
 import _common as c
 
-BENCHES = ["startup", "store", "idle_pass", "gmail_quota", "ingest_imap", "big_mail", "hostile_parse"]
+BENCHES = ["startup", "store", "year", "idle_pass", "gmail_quota", "ingest_imap", "big_mail", "hostile_parse"]
 TIME_LIMIT = 900  # seconds per script; each is meant to finish in under 3 minutes
 
 
@@ -165,6 +165,19 @@ def summary(results: dict[str, dict], durations: dict[str, float]) -> str:
              f"{r['file_mb']:.0f} MB; {r['load_peak_mb']:.0f} MB (tracemalloc"
              + (f", from {r['load_peak_measured_at']:,} tickets)" if r['load_peak_measured_at'] != r['tickets'] else ")"), ""],
         ]
+    r = results.get("year")
+    if r:
+        for i, f in enumerate(r["figures"]):
+            rows += [
+                [f"a year of history: {r['open']:,} open tickets" if i == 0 else "", f"{f['history']:,} tickets in the archive",
+                 f"new mail {f['new_p50'] * 1000:.0f} / {f['new_p95'] * 1000:.0f} ms (p50 / p95), journal "
+                 f"{f['bytes_new'] / 1000:.1f} kB; idle pass {f['idle_p50'] * 1000:.0f} ms; daemon {f['daemon_rss']:.0f} MB; "
+                 f"`run --once` {f['run --once_s']:.2f} s, `tickets` {f['tickets_s']:.2f} s, `status` {f['status_s']:.2f} s, "
+                 f"`report` (the year) {f['report_s']:.1f} s / {f['report_mb']:.0f} MB",
+                 "new mail p95 < 0.3 s; commands < 0.5 s; < 150 MB; report < 20 s" if i == 0 else ""],
+            ]
+        rows.append(["", "per-mail cost, largest / smallest history",
+                     f"p50 x{r['flat_p50']:.2f}, p95 x{r['flat_p95']:.2f}, CPU x{r['flat_cpu_p50']:.2f}", "within 1.5 x"])
     r = results.get("startup")
     if r:
         rows.append(["startup", "`mailhelpdesk --help` (median of 10)",

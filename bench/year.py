@@ -263,22 +263,15 @@ class HistoryWriter:
 
 def _append(path: Path, text: str) -> None:
     """Append and fsync, as the archive does (the bytes are checked against Archive.add's by check_format)."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        data = memoryview(text.encode("utf-8", "surrogateescape"))
-        while data:
-            data = data[os.write(fd, data):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    from mailhelpdesk import archive
+
+    archive._append(path, text)
 
 
 def _fsync(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    from mailhelpdesk.archive import fsync_dir
+
+    fsync_dir(folder)
 
 
 # ------------------------------------------------------------------------------------------------ working set

@@ -296,17 +296,22 @@ def test_a_reply_to_an_archived_ticket_opens_a_new_one_linked_to_it_and_a_redeli
     assert list(desk.state.tickets) == ["HD-2"] and desk.ticket("HD-2").related == ("HD-1",)
 
 
-def test_report_and_tickets_read_the_archive_by_streaming(tmp_path):
-    from click.testing import CliRunner
-
-    from mailhelpdesk.cli import main
-
+def saved_with_config(tmp_path: Path) -> tuple[Path, Store, State]:
+    """A config for the local backend and `a_state()` saved where it points, loaded back."""
     config = tmp_path / "mailhelpdesk.toml"
     config.write_text('[helpdesk]\naddress = "support@shop.example"\ntimezone = "UTC"\nstate_file = "state.json"\n'
                       '[mailbox]\nbackend = "local"\n')
     store = Store(tmp_path / "state.json")
     store.save(a_state())
-    state = store.load()
+    return config, store, store.load()
+
+
+def test_report_and_tickets_read_the_archive_by_streaming(tmp_path):
+    from click.testing import CliRunner
+
+    from mailhelpdesk.cli import main
+
+    config, store, state = saved_with_config(tmp_path)
     store.maintain(state, NOW)
     assert len(state.tickets) == 20
     result = CliRunner().invoke(main, ["report", "--config", str(config), "--format", "json", "--now", NOW.isoformat()])
@@ -320,12 +325,7 @@ def test_status_reads_the_last_pass_summary_and_counts_afresh_once_the_state_is_
     from mailhelpdesk.commands import show_status
     from mailhelpdesk.health import Health, summary
 
-    config = tmp_path / "mailhelpdesk.toml"
-    config.write_text('[helpdesk]\naddress = "support@shop.example"\ntimezone = "UTC"\nstate_file = "state.json"\n'
-                      '[mailbox]\nbackend = "local"\n')
-    store = Store(tmp_path / "state.json")
-    store.save(a_state())
-    state = store.load()
+    config, store, state = saved_with_config(tmp_path)
     figures = summary(state, NOW)
     assert (figures["open"], figures["pending"]) == (20, 0)
     health = Health(store.path)
