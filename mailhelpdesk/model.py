@@ -215,6 +215,13 @@ class History(Sequence[HistoryEntry]):
             self._rows = None
         return self._entries
 
+    def holds(self, what: str) -> bool:
+        """Whether an entry records `what`: read from the rows while they are not decoded (a report over a year
+        asks this of every ticket)."""
+        if self._rows is not None:
+            return any(r.get("what") == what for r in self._rows)
+        return any(h.what == what for h in self._entries or ())
+
     def rows(self) -> list[dict[str, Any]] | None:
         """The JSON rows while the history was never read (None after)."""
         return self._rows
@@ -281,6 +288,8 @@ class Ticket:
 
     def logged(self, what: HistoryEvent, since: datetime | None = None) -> bool:
         """Whether the history holds `what` (at or after `since`)."""
+        if since is None and isinstance(self.history, History):
+            return self.history.holds(what)
         return any(h.what == what and (since is None or h.at >= since) for h in self.history)
 
     def with_message(self, message_id: str, ref: str, participant: str = "", thread_id: str = "") -> Ticket:

@@ -500,8 +500,10 @@ class ImapMailbox:
             raise
         try:
             transaction.finish()
-        except SendError:
+        except SendError as exc:
             self._unsent.add(str(message["Message-ID"]))
+            if exc.only_this:  # refused after the dot (not a lost answer): the copy is of a mail that never went
+                self._withdraw_copy(ref)
             raise
         if self.label_store.label_copy and labels and ref:
             self.set_labels([ref], labels, frozenset())
@@ -524,6 +526,23 @@ class ImapMailbox:
         ref = make_ref(self.sent_folder, int(found.group(1)), int(found.group(2)))
         self.appended.add(ref)
         return ref
+
+    def _withdraw_copy(self, ref: str) -> None:
+        """Take our copy of a refused mail out of the sent folder, so it never stands for a send (and a retry
+        does not leave a second one): only that UID, with UIDPLUS's UID EXPUNGE, which touches nothing else.
+        Without UIDPLUS the copy stays, and only this process knows it is not proof (`_unsent`)."""
+        if not ref or b"UIDPLUS" not in self.capabilities:
+            return
+        folder, validity, uid = split_ref(ref)
+        client = self._client()
+        try:
+            info = client.select_folder(folder)
+            if int(info[b"UIDVALIDITY"]) == validity:
+                client.add_flags([uid], [b"\\Deleted"], silent=True)
+                client.uid_expunge([uid])
+                self.appended.discard(ref)
+        except (IMAPClientError, OSError) as exc:
+            log.warning("could not take the copy of a refused mail out of %r: %s", folder, exc)
 
     def already_sent(self, message_id: str) -> bool:
         if not self.sent_folder or message_id in self._unsent:
