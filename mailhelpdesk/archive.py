@@ -77,7 +77,7 @@ class Archive:
 
     BUCKETS = 256
 
-    def __init__(self, folder: Path, encode: Callable[[Any], Any], decode: Callable[[type, Any], Any]):
+    def __init__(self, folder: Path, encode: Callable[[Any], Any], decode: Callable[..., Any]):
         self.folder = folder
         self.index_folder = folder / "index"
         self._encode, self._decode = encode, decode
@@ -139,7 +139,7 @@ class Archive:
         return sorted(self.folder.glob("[0-9][0-9][0-9][0-9]-[0-9][0-9].jsonl"))
 
     def entries(self, months: Iterable[Path] | None = None, only: str = "",
-                containing: str = "") -> Iterator[Entry]:
+                containing: str = "", fields: frozenset[str] | None = None) -> Iterator[Entry]:
         """Every archive line, oldest first, decoded one at a time (a torn last line, left by a kill, is skipped).
         `only`: lines of this kind ("ticket", "sent", "ignored"), the others skipped unread; `containing`: lines
         holding this text (a cheap test before a line is parsed)."""
@@ -158,17 +158,19 @@ class Archive:
                     except json.JSONDecodeError:
                         continue  # a line cut short by a kill: its ticket is still in the state
                     yield Entry(
-                        ticket=self._decode(Ticket, data["ticket"]) if "ticket" in data else None,
+                        ticket=self._decode(Ticket, data["ticket"], fields) if "ticket" in data else None,
                         sent=tuple(self._decode(SentRecord, r) for r in data.get("sent", ())),
                         ignored=self._decode(Ignored, data["ignored"]) if "ignored" in data else None,
                     )
 
-    def tickets(self, skip: Iterable[str] = (), since: datetime | None = None) -> Iterator[Ticket]:
+    def tickets(self, skip: Iterable[str] = (), since: datetime | None = None,
+                fields: frozenset[str] | None = None) -> Iterator[Ticket]:
         """Every archived ticket once (a move repeated after a kill leaves two equal lines), minus `skip`. With
-        `since`, only files of tickets archived since its month: one archived earlier was closed before it."""
+        `since`, only files of tickets archived since its month: one archived earlier was closed before it. With
+        `fields`, tickets with only those fields read (the rest at their defaults)."""
         seen = set(skip)
         months = [p for p in self.months() if since is None or p.stem >= f"{since:%Y-%m}"]
-        for entry in self.entries(months, only="ticket"):
+        for entry in self.entries(months, only="ticket", fields=fields):
             ticket = entry.ticket
             if ticket is not None and ticket.key not in seen:
                 seen.add(ticket.key)

@@ -277,7 +277,8 @@ def report(config_path: Path, since: Any, until: Any, output_format: str, html_f
     store = Store(config.resolve(config.helpdesk.state_file))
     earliest = start or (end or now) - figures.DEFAULT_PERIOD
     result = figures.compute_report(  # streamed: the work in hand, then the archive from the period's month on
-        store.tickets(store.load(("tickets",)), since=earliest), tz, start, end, now, calendar=calendar(config)
+        store.tickets(store.load(("tickets",)), since=earliest, fields=figures.FIELDS), tz, start, end, now,
+        calendar=calendar(config)
     )
     if output_format == "json":
         click.echo(json.dumps(figures.to_json(result), indent=2, ensure_ascii=False))

@@ -52,6 +52,10 @@ __all__ = [
 ]
 
 DEFAULT_PERIOD = timedelta(days=30)
+# what compute_report (and sla_state, for breaches) reads of a ticket: an archived ticket is decoded with only these
+FIELDS = frozenset({"key", "number", "customer", "subject", "created_at", "status", "priority", "assignee",
+                    "first_response_at", "resolved_at", "closed_at", "due_at", "waiting_since", "escalations",
+                    "rating", "history"})
 UNASSIGNED = "unassigned"
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 DIMENSIONS = ("agent", "hour", "weekday", "month")

@@ -282,12 +282,14 @@ class Store:
             self._set_baseline(state)
         return state
 
-    def tickets(self, state: State | None = None, since: datetime | None = None) -> Iterator[Ticket]:
+    def tickets(self, state: State | None = None, since: datetime | None = None,
+                fields: frozenset[str] | None = None) -> Iterator[Ticket]:
         """Every ticket once, the work in hand first, then the archive's, streamed (for reports); with `since`,
-        the archive's files from that month on (archive.Archive.tickets)."""
+        the archive's files from that month on; with `fields`, archived tickets with those fields read
+        (archive.Archive.tickets)."""
         state = state or self.load()
         yield from state.tickets.values()
-        yield from self.archive.tickets(skip=state.tickets, since=since)
+        yield from self.archive.tickets(skip=state.tickets, since=since, fields=fields)
 
     def find(self, state: State, key: str) -> Ticket | None:
         return state.tickets.get(key) or self.archive.find(key)
@@ -494,33 +496,44 @@ def _decoder(hint: Any) -> Callable[[Any], Any]:
 _ABSENT = object()
 
 
-def _dataclass_decoder(cls: type) -> Callable[[Any], Any]:
+@functools.lru_cache(maxsize=None)
+def _dataclass_decoder(cls: type, only: frozenset[str] | None = None) -> Callable[[Any], Any]:
     """One generated function per record type: each field read from the JSON object, converted where it must be,
     its default where the object lacks it (written by an older version); keys this version does not know are
-    left (written by a newer one). Generated because it runs for every ticket and history entry of a load."""
+    left (written by a newer one). Generated because it runs for every ticket and history entry of a load.
+    `only`: read just these fields (the rest keep their defaults): a report over a year needs a few."""
     hints = typing.get_type_hints(cls)
     namespace: dict[str, Any] = {"cls": cls, "_ABSENT": _ABSENT}
-    args = []
+    args: list[tuple[str, str]] = []  # (field, the expression that reads it)
     for number, f in enumerate(dataclasses.fields(cls)):
+        if only is not None and f.name not in only:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ValueError(f"{cls.__name__}.{f.name} has no default: it cannot be left out")
+            continue
         convert = _decoder(hints[f.name])
         if convert is not _plain:
             namespace[f"c{number}"] = convert
         wrap = (lambda expr: f"c{number}({expr})") if convert is not _plain else (lambda expr: expr)
         if f.default is not dataclasses.MISSING:
             namespace[f"d{number}"] = f.default
-            args.append(wrap(f"get({f.name!r}, d{number})"))
+            args.append((f.name, wrap(f"get({f.name!r}, d{number})")))
         elif f.default_factory is not dataclasses.MISSING:
             namespace[f"f{number}"] = f.default_factory
-            args.append(f"(f{number}() if (v{number} := get({f.name!r}, _ABSENT)) is _ABSENT else {wrap(f'v{number}')})")
+            args.append((f.name, f"(f{number}() if (v{number} := get({f.name!r}, _ABSENT)) is _ABSENT else {wrap(f'v{number}')})"))
         else:
-            args.append(wrap(f"data[{f.name!r}]"))
-    source = "def decode(data):\n    get = data.get\n    return cls(" + ", ".join(args) + ")\n"
+            args.append((f.name, wrap(f"data[{f.name!r}]")))
+    # by position when every field is read; by keyword when some are left out (they keep their defaults)
+    call = ", ".join(expr if only is None else f"{name}={expr}" for name, expr in args)
+    source = f"def decode(data):\n    get = data.get\n    return cls({call})\n"
     exec(source, namespace)  # noqa: S102  (our own field names, from the dataclass)
     return namespace["decode"]
 
 
-def decode(hint: Any, data: Any) -> Any:
-    return None if data is None else _decoder(hint)(data)
+def decode(hint: Any, data: Any, only: frozenset[str] | None = None) -> Any:
+    """JSON to a value of type `hint`; for a record type, `only` these fields (the others keep their defaults)."""
+    if data is None:
+        return None
+    return _dataclass_decoder(hint, only)(data) if only is not None else _decoder(hint)(data)
 
 
 __all__ = ["Store", "StateDB", "Query", "encode", "decode", "SCHEMA_VERSION"]
