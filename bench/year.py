@@ -920,7 +920,7 @@ def print_results(results: list[dict[str, Any]], args: argparse.Namespace) -> di
         (f"bytes per change proportional to the change (a pass that only moves the cursors < {CURSOR_PASS_BYTES:,} B)",
          s["bytes_after"] < CURSOR_PASS_BYTES,
          f"the pass after a new mail wrote {s['bytes_after']:,.0f} B, a new mail {s['bytes_new']:,.0f} B, a label change "
-         f"{s['bytes_label']:,.0f} B (each journal line carries the whole meta: cursors, quarantine, sender_log)"),
+         f"{s['bytes_label']:,.0f} B"),
     ]
     every = " / ".join(f"{x['new_p95']:.3f}" for x in sums)
     print(f"Targets at {last['history']:,} tickets of history (new mail p95 at every size: {every} s):")
