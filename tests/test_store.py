@@ -365,3 +365,17 @@ def test_meta_is_journalled_by_key(tmp_path):
     del state.quarantine["INBOX:7:3"]
     store.save(state)
     assert Store(path).load().quarantine == {}
+
+
+def test_status_is_non_zero_when_a_daemon_ran_and_its_state_is_gone(tmp_path):
+    from mailhelpdesk.commands import show_status
+    from mailhelpdesk.health import Health
+
+    config, store, state = saved_with_config(tmp_path)
+    Health(store.path).write(last_success=NOW.isoformat())
+    lines: list[str] = []
+    assert show_status(config, lines.append, now=NOW) == 0
+    store.path.unlink()  # lost: the daemon refuses to start until `rebuild`; monitoring must hear of it
+    lines = []
+    assert show_status(config, lines.append, now=NOW) == 1
+    assert any(line.startswith("STATE LOST:") and "mailhelpdesk rebuild" in line for line in lines), lines
