@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import holidays as _holidays
 
 __all__ = [
     "BusinessCalendar",
@@ -186,14 +185,18 @@ def parse_business_hours(text: str) -> Hours:
 @functools.lru_cache(maxsize=256)
 def _country_year(country: str, subdivision: str | None, year: int) -> tuple[frozenset[date], frozenset[date]]:
     """(holidays, weekend working days) of one country and year; the holidays object is built once per year."""
-    table = _holidays.country_holidays(country, subdiv=subdivision, years=year)
+    import holidays  # imported when a country is configured: it is the slowest import of a command's start
+
+    table = holidays.country_holidays(country, subdiv=subdivision, years=year)
     workdays = getattr(table, "weekend_workdays", ()) or ()
     return frozenset(table), frozenset(d for d in workdays if d.year == year)
 
 
 @functools.lru_cache(maxsize=1)
 def _supported_countries() -> dict[str, list[str]]:
-    return _holidays.list_supported_countries()
+    import holidays
+
+    return holidays.list_supported_countries()
 
 
 def _resolve_country(country: str, subdivision: str | None) -> tuple[str, str | None]:
