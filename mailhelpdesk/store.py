@@ -136,12 +136,14 @@ class Journal:
             raise StoreError(f"{self.path}: cannot read the journal ({exc.strerror or exc})") from None
         with handle:
             end = 0
-            for line in handle:
-                if not line.endswith(b"\n"):
-                    break
+            for number, line in enumerate(handle, start=1):
                 try:
-                    record = json.loads(line)
+                    record = json.loads(line) if line.endswith(b"\n") else None
                 except json.JSONDecodeError:
+                    record = None
+                if record is None:
+                    if handle.read(1):  # saves follow it: not a torn last line but a damaged journal
+                        raise StoreError(f"{self.path}: the journal is damaged at line {number}; {DAMAGED}")
                     break
                 end += len(line)
                 if record.get("seq", 0) > after:
@@ -363,7 +365,10 @@ class Store:
             del state.sender_log[sender]
         self.save(state)
         if self.journal.end > max(COMPACT_AT, self.file_size // 2):
-            self.compact(state)
+            try:
+                self.compact(state)
+            except StoreError as exc:  # the journal holds every save: compaction waits for space, nothing is lost
+                log.warning("%s (the journal keeps every change meanwhile)", exc)
         return moved
 
     def move_history(self, state: State, now: datetime) -> int:

@@ -379,3 +379,23 @@ def test_status_is_non_zero_when_a_daemon_ran_and_its_state_is_gone(tmp_path):
     lines = []
     assert show_status(config, lines.append, now=NOW) == 1
     assert any(line.startswith("STATE LOST:") and "mailhelpdesk rebuild" in line for line in lines), lines
+
+
+def test_a_damaged_line_in_the_middle_of_the_journal_is_refused_not_cut_off(tmp_path):
+    """Only the last line can be torn by a kill; a bad line followed by saves is damage: refused, never truncated."""
+    import pytest
+
+    from mailhelpdesk.errors import StoreError
+
+    path = tmp_path / "state.json"
+    Store(path).save(a_state())
+    store = Store(path)
+    state = store.load()
+    for n in (1, 2):
+        state.tickets[f"HD-{n}"] = dataclasses.replace(state.tickets[f"HD-{n}"], subject=f"saved {n}")
+        store.save(state)
+    lines = store.journal.path.read_bytes().splitlines(keepends=True)
+    store.journal.path.write_bytes(lines[0][:20] + b"\n" + lines[1])
+    with pytest.raises(StoreError, match="journal is damaged at line 1"):
+        Store(path).load()
+    assert store.journal.path.read_bytes().endswith(lines[1]), "the saves after it are still there"
