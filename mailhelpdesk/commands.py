@@ -545,7 +545,7 @@ def show_status(config_path: Path, echo: Callable[[str], None], now: datetime | 
     stale = last is None or (now - last).total_seconds() > config.mailbox.stale_after
     if stale:
         echo(f"STALE: no successful pass within {config.mailbox.stale_after} s")
-    lost = last is not None and not (path.exists() and path.stat().st_size)
+    lost = bool(health.get("state_written")) and not (path.exists() and path.stat().st_size)
     if lost:  # a daemon ran here, and its state is gone: it refuses to start until `rebuild` (daemon.py)
         echo(f"STATE LOST: {path} is missing or empty; run `mailhelpdesk rebuild`")
     return 1 if stale or lost or health.get("unsaved") else 0

@@ -152,8 +152,9 @@ class Helpdesk:
             self.save()
         if changed or self._maintained_at is None or now - self._maintained_at >= MAINTAIN_EVERY:
             self._maintain(now)
+        written = {"state_written": True} if self.store.path.exists() else {}  # `status` tells a lost state from none yet
         self.health.write(last_success=now.isoformat(), last_messages=report.messages, unsaved=None,
-                          summary=summary(state, now))  # `status` reads this, not the state
+                          summary=summary(state, now), **written)  # `status` reads this, not the state
         return report
 
     def _maintain(self, now: datetime) -> None:

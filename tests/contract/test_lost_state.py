@@ -35,6 +35,13 @@ def test_a_lost_state_file_stops_the_daemon_with_one_line_until_rebuild(desk, ba
     with pytest.raises(StateLostError):
         later.run_pass(dry_run=True)  # a dry run says the same
     later.close()
+    from mailhelpdesk.commands import show_status
+
+    config = path.parent / "status.toml"  # `status` as monitoring runs it: non-zero, and it says why
+    config.write_text(f'[helpdesk]\naddress = "support@shop.example"\nstate_file = "{path}"\n[mailbox]\nbackend = "local"\n')
+    lines: list[str] = []
+    assert show_status(config, lines.append, now=NOW + timedelta(minutes=6)) == 1
+    assert any(line.startswith("STATE LOST:") for line in lines), lines
 
     fresh = backend.helpdesk(lambda: NOW + timedelta(minutes=10))
     Store(path).save(rebuild_state(fresh, NOW + timedelta(minutes=10)))
