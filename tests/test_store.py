@@ -145,14 +145,20 @@ def killed_at(step: int, work) -> int:
     return status
 
 
-def test_a_kill_at_any_moment_of_a_compaction_loses_nothing(tmp_path):
+def journalled(tmp_path: Path, saves: int = 2) -> tuple[Path, Store, State]:
+    """`a_state()` in a fresh file, then `saves` journalled changes (HD-1, HD-2 ... get a new subject)."""
     path = tmp_path / "state.json"
     Store(path).save(a_state())
     store = Store(path)
     state = store.load()
-    for n in (1, 2):
+    for n in range(1, saves + 1):
         state.tickets[f"HD-{n}"] = dataclasses.replace(state.tickets[f"HD-{n}"], subject=f"journalled {n}")
         store.save(state)
+    return path, store, state
+
+
+def test_a_kill_at_any_moment_of_a_compaction_loses_nothing(tmp_path):
+    path, _, _ = journalled(tmp_path)
     expected = Store(path).load()
     pristine = tmp_path / "pristine"
     shutil.copytree(tmp_path, pristine, ignore=shutil.ignore_patterns("pristine"))
@@ -387,13 +393,7 @@ def test_a_damaged_line_in_the_middle_of_the_journal_is_refused_not_cut_off(tmp_
 
     from mailhelpdesk.errors import StoreError
 
-    path = tmp_path / "state.json"
-    Store(path).save(a_state())
-    store = Store(path)
-    state = store.load()
-    for n in (1, 2):
-        state.tickets[f"HD-{n}"] = dataclasses.replace(state.tickets[f"HD-{n}"], subject=f"saved {n}")
-        store.save(state)
+    path, store, _ = journalled(tmp_path)
     lines = store.journal.path.read_bytes().splitlines(keepends=True)
     store.journal.path.write_bytes(lines[0][:20] + b"\n" + lines[1])
     with pytest.raises(StoreError, match="journal is damaged at line 1"):
