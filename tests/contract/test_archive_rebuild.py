@@ -48,3 +48,31 @@ def test_an_archived_ticket_survives_a_rebuild_as_history_and_a_late_reply_links
     again.close()
     assert dataclasses.replace(Store(path).find(Store(path).load(), urgent.key), history=()) == dataclasses.replace(
         closed, history=()), "the archived ticket is still there, whole"
+
+
+def test_the_daemon_moves_a_ticket_an_agent_closed_to_the_archive_once_it_is_quiet(desk, backend):
+    """The whole way through the daemon: an agent closes a ticket with a label; passes go on; a week after the
+    conversation's last message the ticket is history; the customer's next word opens a linked ticket."""
+    clock = [NOW]
+    desk.clock = lambda: clock[0]
+    desk.run_pass()
+    urgent = desk.state.ticket_of("<u1@bigstore.example>")
+    for ref in urgent.refs:
+        backend.agent_relabels(ref, add={"Helpdesk/Status/Closed"}, remove={"Helpdesk/Status/Open"})
+    clock[0] = NOW + timedelta(minutes=5)
+    desk.run_pass()
+    assert desk.state.tickets[urgent.key].status == Status.CLOSED
+    clock[0] = NOW + timedelta(days=3)
+    desk.run_pass()
+    assert urgent.key in desk.state.tickets, "closed, but its conversation is recent: still in the work in hand"
+    clock[0] = NOW + timedelta(days=8)
+    desk.run_pass()  # an idle pass: the hourly maintenance moves it
+    assert urgent.key not in desk.state.tickets and desk.state.archived("<u1@bigstore.example>") == urgent.key
+    assert Store(desk.store.path).find(Store(desk.store.path).load(), urgent.key).status == Status.CLOSED
+    reply = eml("urgent.eml").replace(b"<u1@bigstore.example>", b"<u7@bigstore.example>")
+    reply = reply.replace(b"Subject: URGENT", b"In-Reply-To: <u1@bigstore.example>\r\nSubject: Re: URGENT")
+    backend.deliver(reply, clock[0])
+    clock[0] += timedelta(minutes=1)
+    desk.run_pass()
+    new = desk.state.ticket_of("<u7@bigstore.example>")
+    assert new is not None and new.related == (urgent.key,) and new.status == Status.OPEN
