@@ -28,6 +28,7 @@ SCOPES = ["https://www.googleapis.com/auth/gmail.modify"]
 PUBSUB_SCOPE = "https://www.googleapis.com/auth/pubsub"
 WATCH_RENEW = 24 * 3600  # Google: renew users.watch at least every 7 days; once a day is recommended
 ATTEMPTS = 6  # tries of one call or batch that hits rate limits or 5xx: waits of 1, 2, 4, 8, 16 s between them
+PULL_SLICE = 5.0  # seconds one Pub/Sub long poll may block: a SIGTERM ends the daemon within it
 
 
 def scopes_for(config: Config) -> list[str]:
@@ -652,7 +653,7 @@ class GmailMailbox:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not stop.is_set():
             try:
-                if self._pull(min(deadline - time.monotonic(), 20)):
+                if self._pull(min(deadline - time.monotonic(), PULL_SLICE)):
                     return
             except MailboxError as exc:
                 log.warning("Pub/Sub pull failed (%s); polling instead", exc)
