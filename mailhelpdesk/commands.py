@@ -438,7 +438,7 @@ def _ask_daemon_for_digests(config, path: Path, now: datetime, echo: Callable[[s
     while time.monotonic() < deadline:
         if not request.exists():
             try:
-                sent = Store(path).load().sent
+                sent = Store(path).load(("sent",)).sent  # only the sent log, every 0.2 s
             except StoreError:  # caught between two writes: look again
                 sent = {}
             if all(mail.message_id in sent and sent[mail.message_id].done for mail in mails):
