@@ -274,7 +274,8 @@ class Store:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise StoreError(f"{self.path}: the state file is not in the expected form ({exc!r}); {DAMAGED}") from None
-        state.rebuild_index()
+        if len(tables) == len(TABLES):  # the index serves the rules; a read-only command loading part needs none
+            state.rebuild_index()
         state.archive = self.archive
         if len(tables) < len(TABLES):
             self.baseline, self.partial = None, True
