@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import glob
 import os
+import threading
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -88,3 +90,15 @@ def libfaketime_environment() -> dict[str, str]:
         raise RuntimeError(f"${DAYS_AHEAD} is set but libfaketime is missing: apt-get install -y faketime")
     # NO_FAKE_STAT: file times stay as written (Dovecot keeps the arrival time it is given in a file's mtime)
     return {"LD_PRELOAD": libraries[0], "FAKETIME": f"{days:+d}d", "NO_FAKE_STAT": "1"}
+
+
+def wait_for(condition, timeout: float) -> bool:
+    """Wait for progress, not for time: True as soon as `condition()` holds (looked at every 50 ms), False when
+    it still does not after `timeout` seconds (a bound for a hung test, never an expected duration)."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        pause.wait(0.05)
+    return True

@@ -9,12 +9,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from clocks import child_env
+from clocks import child_env, wait_for
 
 from click.testing import CliRunner
 
@@ -209,9 +208,7 @@ def run_daemon_briefly(config: Path, *args: str) -> tuple[str, str]:
     process = subprocess.Popen([sys.executable, "-m", "mailhelpdesk.cli", "run", "--config", str(config), *args],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={k: v for k, v in child_env(NOW).items() if k != "NOTIFY_SOCKET"})
-    deadline = time.monotonic() + 30
-    while not (config.parent / "state.json.health").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: (config.parent / "state.json.health").exists(), 30)
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err

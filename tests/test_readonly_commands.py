@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
+from clocks import wait_for
 
 from mailhelpdesk.config import load_config
 from mailhelpdesk.daemon import Helpdesk, InstanceLock, serve
@@ -119,9 +119,7 @@ def test_digest_send_while_the_daemon_runs_asks_the_daemon_and_each_goes_once(tm
     thread = threading.Thread(target=daemon, daemon=True)
     thread.start()
     try:
-        deadline = time.monotonic() + 20
-        while not Path(str(state_file) + ".health").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: Path(str(state_file) + ".health").exists(), 20)
         first = cli("digest", "--send", "--config", str(path), "--now", NOW.isoformat())
         assert first.exit_code == 0, first.output + first.stderr
         assert "the daemon is running" in first.output

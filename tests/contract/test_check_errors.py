@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from clocks import wait_for
 from servers import SmtpSink, free_port
 
 from mailhelpdesk.cli import main
@@ -261,7 +262,6 @@ def test_a_daemon_that_runs_keeps_retrying_what_stops_it_at_start_up(imap_accoun
     """Start-up mistakes stop `run`; the same errors later (the server went away) are retried, never fatal."""
     import dataclasses
     import threading
-    import time
 
     from backends import ImapBackend
 
@@ -274,15 +274,13 @@ def test_a_daemon_that_runs_keeps_retrying_what_stops_it_at_start_up(imap_accoun
     thread = threading.Thread(target=serve, args=(helpdesk, lambda report: None, stop), daemon=True)
     thread.start()
     try:
-        def wait_for(condition) -> dict:
-            deadline = time.monotonic() + 20
-            while not condition(health := helpdesk.health.read()) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            return health
+        def health_when(condition) -> dict:
+            wait_for(lambda: condition(helpdesk.health.read()), 20)
+            return helpdesk.health.read()  # as it is now: the same error, or a later one
 
-        first = wait_for(lambda h: "connection refused" in str(h.get("last_error")))
+        first = health_when(lambda h: "connection refused" in str(h.get("last_error")))
         # at least one more attempt: the loop records each failure (progress, not a guess at the backoff)
-        again = wait_for(lambda h: h.get("last_error_at") not in (None, first.get("last_error_at")))
+        again = health_when(lambda h: h.get("last_error_at") not in (None, first.get("last_error_at")))
         assert again.get("last_error_at") != first.get("last_error_at"), "the daemon tried again"
         assert thread.is_alive() and "[imap] host and port" in again["last_error"]
     finally:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from backends import AGENTS, SUPPORT
+from clocks import wait_for
 from mailhelpdesk.config import config_from_dict
 from mailhelpdesk.daemon import Health, Helpdesk, serve
 
@@ -77,15 +78,6 @@ def config(account, tmp_path: Path, disk: Path, smtp_port: int):
     return config_from_dict(data, tmp_path / "mailhelpdesk.toml")
 
 
-def wait_for(condition, seconds: float = 60) -> None:
-    done = threading.Event()
-    for _ in range(int(seconds * 20)):
-        if condition():
-            return
-        done.wait(0.05)
-    raise AssertionError("timed out")
-
-
 def test_a_full_disk_stops_sending_until_space_returns_then_each_mail_goes_exactly_once(
         imap_account, smtp_sink, small_disk, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="mailhelpdesk")
@@ -115,9 +107,9 @@ def test_a_full_disk_stops_sending_until_space_returns_then_each_mail_goes_exact
     daemon = threading.Thread(target=serve, args=(desk, lambda report: None, stop), daemon=True)
     daemon.start()
     try:
-        wait_for(lambda: filler and "cannot save the state file" in caplog.text)
+        assert wait_for(lambda: filler and "cannot save the state file" in caplog.text, 60)
         sent_when_full = len(smtp_sink.messages)
-        wait_for(lambda: caplog.text.count("cannot save the state file") >= 3)  # the daemon keeps trying
+        assert wait_for(lambda: caplog.text.count("cannot save the state file") >= 3, 60)  # the daemon keeps trying
         assert daemon.is_alive()
         assert len(smtp_sink.messages) == sent_when_full < len(outbox), "nothing more is sent while the state cannot be saved"
         assert "giving up" not in caplog.text, "a mail that went out is never reported as given up"
@@ -133,8 +125,8 @@ def test_a_full_disk_stops_sending_until_space_returns_then_each_mail_goes_exact
         assert any(line.startswith("NOT SAVING:") and "No space left on device" in line for line in lines), lines
 
         filler[0].unlink()  # space returns
-        wait_for(lambda: len(smtp_sink.messages) >= len(outbox) and not desk.unsaved)
-        wait_for(lambda: Health(desk.store.path).read().get("unsaved") is None)
+        assert wait_for(lambda: len(smtp_sink.messages) >= len(outbox) and not desk.unsaved, 60)
+        assert wait_for(lambda: Health(desk.store.path).read().get("unsaved") is None, 60)
     finally:
         stop.set()
         daemon.join(30)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from clocks import frozen_at
+from clocks import frozen_at, wait_for
 
 from backends import ImapBackend
 from mailhelpdesk.cli import main
@@ -30,15 +29,6 @@ def fresh_question(n: int) -> bytes:
     return raw.replace(b"Invoice 1042 shows the wrong VAT", f"Question number {n}".encode())
 
 
-def wait_for(condition, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def acknowledgements(smtp_sink) -> list:
     return [m for m in smtp_sink.messages if m.message["X-Mailhelpdesk-Kind"] == "acknowledgement"]
 
@@ -56,11 +46,11 @@ def test_the_daemon_survives_a_server_restart_and_reconnects(dovecot, imap_accou
     caplog.set_level(logging.INFO, logger="mailhelpdesk")
     thread.start()
     try:
-        assert wait_for(lambda: len(helpdesk.state.tickets) == 1)
+        assert wait_for(lambda: len(helpdesk.state.tickets) == 1, 30)
         dovecot.restart()  # every open connection drops
         imap_account.append("INBOX", fresh_question(2), when=T0)
-        assert wait_for(lambda: len(helpdesk.state.tickets) == 2), caplog.text
-        assert wait_for(lambda: len(acknowledgements(smtp_sink)) == 2), caplog.text  # a stop would cut sends short
+        assert wait_for(lambda: len(helpdesk.state.tickets) == 2, 30), caplog.text
+        assert wait_for(lambda: len(acknowledgements(smtp_sink)) == 2, 30), caplog.text  # a stop would cut sends short
         assert any("retrying" in r.message or "reconnecting" in r.message for r in caplog.records)
     finally:
         stop.set()

@@ -13,7 +13,8 @@ from gmail_fake import GmailFake
 
 from backends import GmailBackend
 from mailhelpdesk.daemon import serve
-from test_faults import NOW, fresh_question, wait_for
+from clocks import wait_for
+from test_faults import NOW, fresh_question
 
 SUBSCRIPTION = "projects/shop/subscriptions/helpdesk"
 
@@ -87,7 +88,7 @@ def test_push_notices_new_mail_within_seconds(tmp_path):
         thread = threading.Thread(target=serve, args=(helpdesk, lambda r: None, stop), daemon=True)
         thread.start()
         try:
-            assert wait_for(lambda: len(helpdesk.state.tickets) == 1)
+            assert wait_for(lambda: len(helpdesk.state.tickets) == 1, 30)
             assert wait_for(lambda: gmail.watch is not None, 10)
             assert gmail.watch["topicName"] == "projects/shop/topics/gmail"
             started = time.monotonic()

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from backends import ImapBackend, base_config
-from clocks import child_env
+from clocks import child_env, wait_for
 from mailhelpdesk.config import config_from_dict
 from mailhelpdesk.daemon import Helpdesk
 from mailhelpdesk.mailbox.base import relocate
@@ -339,17 +339,6 @@ def start_daemon(config: Path, now: datetime) -> subprocess.Popen:
                             cwd=config.parent, stdout=subprocess.DEVNULL, stderr=log, env=child_env(now))
 
 
-def wait_until(condition, timeout: float = 60.0) -> bool:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def first_pass_done(config: Path) -> bool:
     return (config.parent / "state.json.health").exists()
 
@@ -369,7 +358,7 @@ def test_sigterm_ends_a_daemon_waiting_in_idle(imap_account, smtp_sink, tmp_path
     daemon_config(config, imap_account, smtp_sink.host, smtp_sink.port)
     proc = start_daemon(config, T0)
     try:
-        assert wait_until(lambda: first_pass_done(config)), (config.parent / "daemon.log").read_text()
+        assert wait_for(lambda: first_pass_done(config), 60), (config.parent / "daemon.log").read_text()
         stop_within_10_s(proc, config)
     finally:
         if proc.poll() is None:
@@ -385,7 +374,7 @@ def test_sigterm_ends_a_daemon_held_by_an_smtp_server_that_never_answers(imap_ac
     daemon_config(config, imap_account, smtp_sink.host, smtp_sink.port)
     proc = start_daemon(config, T0 + timedelta(minutes=5))
     try:
-        assert wait_until(lambda: first_pass_done(config)), (config.parent / "daemon.log").read_text()
+        assert wait_for(lambda: first_pass_done(config), 60), (config.parent / "daemon.log").read_text()
         smtp_sink.limit(len(smtp_sink.messages))  # from now on, silence
         imap_account.append("INBOX", customer_mail(1, T0), when=T0)  # IDLE wakes it: an acknowledgement to send
         assert smtp_sink.wait_held(), (config.parent / "daemon.log").read_text()  # it waits for an answer
