@@ -24,6 +24,26 @@ def base_config(tmp_path: Path) -> dict:
     }
 
 
+def addressed_to(monkeypatch, corpus, **sections: dict) -> None:
+    """Make every harness of the test use a corpus's support address and agents, and its free-mail-like domains
+    (corpus.FREE_MAIL_DOMAINS: without saying so, the per-domain acknowledgement limit would count six unrelated
+    people at brightdesk.example as one company), plus `sections` of config of the test's own."""
+    from corpus import FREE_MAIL_DOMAINS
+
+    import backends
+
+    monkeypatch.setattr(backends, "SUPPORT", corpus.support)
+    monkeypatch.setattr(backends, "AGENTS", [{"name": n, "email": e} for n, e in corpus.agents])
+    plain = backends.base_config
+
+    def config(tmp_path: Path) -> dict:
+        data = plain(tmp_path)
+        data["helpdesk"]["free_mail_domains"] = list(FREE_MAIL_DOMAINS)
+        return {**data, **sections}
+
+    monkeypatch.setattr(backends, "base_config", config)
+
+
 class ImapBackend:
     name = "imap"
 

@@ -9,9 +9,9 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
-from corpus import AUTOMATIC_KINDS, FREE_MAIL_DOMAINS, build_corpus
+from corpus import AUTOMATIC_KINDS, build_corpus
 
-from backends import GmailBackend, ImapBackend
+from backends import GmailBackend, ImapBackend, addressed_to
 
 # Dated in the past: an IMAP server keeps the arrival times we give it only when they are not in the future
 CORPUS = build_corpus(now=datetime(2026, 11, 23, 12, 0, tzinfo=UTC))
@@ -103,18 +103,4 @@ def test_a_realistic_mailbox_on_imap_and_on_gmail_gives_the_same_helpdesk(imap_a
 @pytest.fixture(autouse=True)
 def _support_address(monkeypatch):
     """The corpus is addressed to its own support address and agents."""
-    import backends
-
-    monkeypatch.setattr(backends, "SUPPORT", CORPUS.support)
-    monkeypatch.setattr(backends, "AGENTS", [{"name": n, "email": e} for n, e in CORPUS.agents])
-    base_config = backends.base_config
-
-    def with_free_mail(tmp_path):
-        # the corpus's customers share a few free-mail-like domains (corpus.FREE_MAIL_DOMAINS): without saying so,
-        # the per-domain acknowledgement limit (PRODUCT.md, robots that vary their address) would count six
-        # unrelated people at brightdesk.example as one company
-        data = base_config(tmp_path)
-        data["helpdesk"]["free_mail_domains"] = list(FREE_MAIL_DOMAINS)
-        return data
-
-    monkeypatch.setattr(backends, "base_config", with_free_mail)
+    addressed_to(monkeypatch, CORPUS)

@@ -13,9 +13,9 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
-from corpus import FREE_MAIL_DOMAINS, build_corpus
+from corpus import build_corpus
 
-from backends import GmailBackend, ImapBackend
+from backends import GmailBackend, ImapBackend, addressed_to
 from mailhelpdesk.rebuild import rebuild_state
 from mailhelpdesk.store import Store
 from test_behaviour import backend, desk  # noqa: F401  (fixtures)
@@ -148,20 +148,7 @@ def test_rebuild_keeps_every_key_on_a_300_ticket_mailbox_on_gmail(tmp_path, corp
 @pytest.fixture
 def corpus_config(monkeypatch):
     """The corpus's support address and agents, a lead to escalate to, our receiving server's name."""
-    import backends
-
-    monkeypatch.setattr(backends, "SUPPORT", CORPUS.support)
-    monkeypatch.setattr(backends, "AGENTS", [{"name": n, "email": e} for n, e in CORPUS.agents])
-    base_config = backends.base_config
-
-    def config(tmp_path):
-        data = base_config(tmp_path)
-        data["helpdesk"]["free_mail_domains"] = list(FREE_MAIL_DOMAINS)
-        data["sla"] = {"escalate_to": [LEAD]}
-        data["commands"] = {"trusted_authserv_id": MX}
-        return data
-
-    monkeypatch.setattr(backends, "base_config", config)
+    addressed_to(monkeypatch, CORPUS, sla={"escalate_to": [LEAD]}, commands={"trusted_authserv_id": MX})
 
 
 # --- only what we wrote ourselves is trusted ------------------------------------------------------------------
