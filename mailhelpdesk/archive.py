@@ -198,20 +198,35 @@ def _clean(name: str) -> str:
     return name.replace("\t", " ").replace("\n", " ").replace("\r", " ")
 
 
-def _append(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+def append_durably(path: Path, data: bytes, after: int | None = None) -> bool:
+    """Write `data` at the end of `path` (or at byte `after`, cutting off what follows: a torn line) and fsync it.
+    On failure the file is as it was: no half line is left behind (a full disk still lets a file shrink).
+    Returns whether the file was new (its folder then needs an fsync too)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
         size = os.fstat(fd).st_size
+        start = size if after is None else after
         try:
-            data = memoryview(text.encode("utf-8", "surrogateescape"))
-            while data:
-                data = data[os.write(fd, data):]
+            if start != size:
+                os.ftruncate(fd, start)
+            view, offset = memoryview(data), start
+            while view:
+                written = os.pwrite(fd, view, offset)
+                view, offset = view[written:], offset + written
             os.fsync(fd)
         except OSError:
-            os.ftruncate(fd, size)  # no half line left behind (a full disk still lets a file shrink)
+            try:
+                os.ftruncate(fd, start)
+            except OSError:
+                pass
             raise
     finally:
         os.close(fd)
+    return size == 0
+
+
+def _append(path: Path, text: str) -> None:
+    append_durably(path, text.encode("utf-8", "surrogateescape"))
 
 
 def fsync_dir(folder: Path) -> None:

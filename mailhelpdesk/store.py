@@ -33,7 +33,7 @@ from tinydb.storages import Storage
 from tinydb.table import Document, Table
 
 from . import archive
-from .archive import Archive, Entry, fsync_dir
+from .archive import Archive, Entry, append_durably, fsync_dir
 from .errors import StoreError
 from .model import History, HistoryEntry, Ignored, SentRecord, State, Ticket
 
@@ -154,30 +154,11 @@ class Journal:
         """One line, durably; on failure the file is as it was (the save did not happen). Returns its size."""
         data = (_dumps(record) + "\n").encode("utf-8", "surrogateescape")
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
-        except OSError as exc:
-            raise StoreError(f"{self.path}: cannot write the journal ({exc.strerror or exc}); "
-                             "nothing is sent until the state can be saved") from None
-        try:
-            created = os.fstat(fd).st_size == 0 and self.end == 0
-            os.ftruncate(fd, self.end)
-            view = memoryview(data)
-            offset = self.end
-            while view:
-                written = os.pwrite(fd, view, offset)
-                view, offset = view[written:], offset + written
-            os.fsync(fd)
-            if created:
+            if append_durably(self.path, data, after=self.end):
                 fsync_dir(self.path.parent)
         except OSError as exc:
-            try:
-                os.ftruncate(fd, self.end)  # a full disk still lets a file shrink
-            except OSError:
-                pass
             raise StoreError(f"{self.path}: cannot save the state file ({exc.strerror or exc}); "
                              "nothing is sent until it can be saved") from None
-        finally:
-            os.close(fd)
         self.end += len(data)
         return len(data)
 
