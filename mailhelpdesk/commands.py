@@ -284,9 +284,9 @@ def list_tickets(config_path: Path, key: str | None, as_json: bool, statuses: It
         raise MailHelpdeskError(f"unknown --status {', '.join(unknown)} (choose from {', '.join(TICKET_FILTERS)})")
     config = load_config(config_path, secrets=False)
     tz = config.helpdesk.tz
-    state = Store(config.resolve(config.helpdesk.state_file)).load(("tickets", "ignored") if ignored else ("tickets",))
+    store = Store(config.resolve(config.helpdesk.state_file))
     if ignored:
-        rows = sorted(state.ignored.values(), key=lambda i: i.at)
+        rows = sorted(store.load(("ignored",)).ignored.values(), key=lambda i: i.at)
         if as_json:
             return [{"message_id": i.message_id, "from": i.sender, "subject": i.subject, "reason": i.reason,
                      "at": i.at.astimezone(UTC).isoformat(), "ticket": i.ticket} for i in rows]
@@ -297,17 +297,20 @@ def list_tickets(config_path: Path, key: str | None, as_json: bool, statuses: It
                   + (f" (ticket {i.ticket})" if i.ticket else "") for i in rows]
         return "\n".join(lines)
     if key:
-        ticket = Store(config.resolve(config.helpdesk.state_file)).find(state, key.upper())  # or the archive's
+        ticket = store.find(key.upper())  # the working set's, or the archive's
         if ticket is None:
             raise MailHelpdeskError(f"no ticket {key}")
         return ticket_json(ticket, now) if as_json else show_ticket(ticket, tz, now)
-    rows = [t for t in state.tickets.values()
-            if not wanted or t.status.value in wanted or ("overdue" in wanted and sla(t, now).overdue)]
+    if wanted and "overdue" not in wanted:  # statuses alone: a query, only the matches decoded
+        rows, total = store.with_status(wanted)
+    else:
+        tickets = store.load(("tickets",)).tickets
+        rows, total = [t for t in tickets.values() if not wanted or t.status.value in wanted or sla(t, now).overdue], len(tickets)
     rows.sort(key=lambda t: (not sla(t, now).overdue, _status_order(t.status), t.priority.rank, t.due_at or t.created_at))
     if as_json:
         return [ticket_json(t, now) for t in rows]
-    if not rows and state.tickets:
-        return f"no {' or '.join(sorted(wanted))} tickets ({len(state.tickets)} in total)"
+    if not rows and total:
+        return f"no {' or '.join(sorted(wanted))} tickets ({total} in total)"
     return table(rows, tz, now)
 
 

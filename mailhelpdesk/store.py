@@ -25,7 +25,7 @@ import typing
 from datetime import datetime, timedelta
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from tinydb import Query, TinyDB
 from tinydb.middlewares import CachingMiddleware
@@ -275,8 +275,17 @@ class Store:
         yield from state.tickets.values()
         yield from self.archive.tickets(skip=state.tickets, since=since, fields=fields)
 
-    def find(self, state: State, key: str) -> Ticket | None:
-        return state.tickets.get(key) or self.archive.find(key)
+    def find(self, key: str) -> Ticket | None:
+        """One ticket by its key: the working set's document (TinyDB, nothing else decoded), else the archive's."""
+        document = self.open_db().table("tickets").get(doc_id=key)
+        return decode(Ticket, document) if document is not None else self.archive.find(key)
+
+    def with_status(self, statuses: Iterable[str]) -> tuple[list[Ticket], int]:
+        """The working set's tickets in these statuses (a TinyDB query, only its matches decoded), and how many
+        tickets the working set holds."""
+        table = self.open_db().table("tickets")
+        found = table.search(Query().status.one_of(sorted(statuses)))
+        return [decode(Ticket, document) for document in found], len(table)
 
     # --- writing -------------------------------------------------------------------------------------------
 

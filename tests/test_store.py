@@ -225,7 +225,7 @@ def test_history_moves_to_the_archive_and_is_found_without_loading_it(tmp_path):
     assert state.archived("<mhd.ack.HD-3@shop.example>") == "HD-3"
     assert state.archived("<robot@news.example>") == "ignored:<robot@news.example>"
     assert state.archived("<q4@example.org>") is None, "HD-4 is open: in the state, not the archive"
-    assert Store(path).find(state, "HD-3").subject == "Question 3"
+    assert Store(path).find("HD-3").subject == "Question 3"
     first, second = list(Store(path).archive.entries())[:2]  # a ticket's line, then its sent log's
     assert first.ticket.key == "HD-3" and second.sent[0].message_id == "<mhd.ack.HD-3@shop.example>"
 

@@ -46,7 +46,7 @@ def test_an_archived_ticket_survives_a_rebuild_as_history_and_a_late_reply_links
     assert new is not None and new.key not in keys and new.key != urgent.key and new.related == (urgent.key,)
     assert new.number == next_number
     again.close()
-    assert dataclasses.replace(Store(path).find(Store(path).load(), urgent.key), history=()) == dataclasses.replace(
+    assert dataclasses.replace(Store(path).find(urgent.key), history=()) == dataclasses.replace(
         closed, history=()), "the archived ticket is still there, whole"
 
 
@@ -68,7 +68,7 @@ def test_the_daemon_moves_a_ticket_an_agent_closed_to_the_archive_once_it_is_qui
     clock[0] = NOW + timedelta(days=8)
     desk.run_pass()  # an idle pass: the hourly maintenance moves it
     assert urgent.key not in desk.state.tickets and desk.state.archived("<u1@bigstore.example>") == urgent.key
-    assert Store(desk.store.path).find(Store(desk.store.path).load(), urgent.key).status == Status.CLOSED
+    assert Store(desk.store.path).find(urgent.key).status == Status.CLOSED
     reply = eml("urgent.eml").replace(b"<u1@bigstore.example>", b"<u7@bigstore.example>")
     reply = reply.replace(b"Subject: URGENT", b"In-Reply-To: <u1@bigstore.example>\r\nSubject: Re: URGENT")
     backend.deliver(reply, clock[0])
