@@ -510,10 +510,6 @@ class State:
                 index[thread_key(thread)] = key
         self.index = index
 
-    def count_send(self, now: datetime) -> None:
-        """One more mail handed to the provider (see `counted`)."""
-        self.cursors[SENDS_CURSOR] = counted(self.cursors.get(SENDS_CURSOR, {}), now)
-
     def sends_last_day(self, now: datetime) -> int | None:
         """Mails sent in the last 24 hours (to the hour), or None before the counter existed."""
         buckets = self.cursors.get(SENDS_CURSOR)
