@@ -72,17 +72,12 @@ def test_a_save_appends_what_changed_and_a_load_replays_it(tmp_path):
 
 
 def test_a_line_cut_short_by_a_kill_is_ignored_and_cut_off_before_the_next_save(tmp_path):
-    path = tmp_path / "state.json"
-    Store(path).save(a_state())
-    store = Store(path)
-    state = store.load()
-    state.tickets["HD-1"] = dataclasses.replace(state.tickets["HD-1"], subject="first")
-    store.save(state)
+    path, store, _ = journalled(tmp_path, saves=1)
     with open(store.journal.path, "ab") as handle:
         handle.write(b'{"seq": 2, "put": {"tickets": {"HD-1": {"key": "HD-1", "sub')  # the kill came mid-write
     store = Store(path)
     state = store.load()
-    assert state.tickets["HD-1"].subject == "first"
+    assert state.tickets["HD-1"].subject == "journalled 1"
     state.tickets["HD-2"] = dataclasses.replace(state.tickets["HD-2"], subject="second")
     store.save(state)
     lines = store.journal.path.read_text().splitlines()
@@ -91,12 +86,7 @@ def test_a_line_cut_short_by_a_kill_is_ignored_and_cut_off_before_the_next_save(
 
 
 def test_a_journal_without_its_file_is_not_half_a_state(tmp_path):
-    path = tmp_path / "state.json"
-    Store(path).save(a_state())
-    store = Store(path)
-    state = store.load()
-    state.tickets["HD-1"] = dataclasses.replace(state.tickets["HD-1"], subject="changed")
-    store.save(state)
+    path, _, _ = journalled(tmp_path, saves=1)
     path.unlink()  # the state file lost: the journal alone must not look like a state
     assert Store(path).load().tickets == {}
 
