@@ -188,6 +188,25 @@ def start_dovecot(tmp: Path):
     return DovecotServer(tmp / "dovecot")
 
 
+@contextmanager
+def mail_servers(name: str, tmp: Path) -> Iterator[tuple[Any, Any]]:
+    """A private Dovecot and an SMTP sink on 127.0.0.1 for bench `name`, stopped after it; (None, None), with a
+    "skipped" result for run_all, where Dovecot is not installed."""
+    server = start_dovecot(tmp)
+    if server is None:
+        emit(name, {"skipped": "no dovecot"})
+        yield None, None
+        return
+    from servers import SmtpSink
+
+    sink = SmtpSink()
+    try:
+        yield server, sink
+    finally:
+        sink.stop()
+        server.close()
+
+
 def imap_config(account: Any, smtp: Any, state_dir: Path, *, sending: bool = True, **sections: dict) -> Any:
     """A config for the helpdesk on this Dovecot account; with sending=False no acknowledgements or notices."""
     from mailhelpdesk.config import config_from_dict

@@ -108,7 +108,7 @@ def main() -> None:
     parser.add_argument("--limit-mb", type=int, default=1024, help="memory limit of the old-way child process")
     args = parser.parse_args()
     c.quiet_logs()
-    from servers import ImapAccount, SmtpSink
+    from servers import ImapAccount
 
     from mailhelpdesk.daemon import Helpdesk
     from mailhelpdesk.mailbox import imap as adapter
@@ -117,12 +117,9 @@ def main() -> None:
     now = c.bench_now()
     size = int(args.size_mb * 1024 * 1024)
     with c.workdir("bigmail") as tmp:
-        server = c.start_dovecot(tmp)
-        if server is None:
-            c.emit("big_mail", {"skipped": "no dovecot"})
-            return
-        sink = SmtpSink()
-        try:
+        with c.mail_servers("big_mail", tmp) as (server, sink):
+            if server is None:
+                return
             account = ImapAccount.create(server, prefix="big")
             started = time.perf_counter()
             client = account.client(timeout=300)
@@ -165,9 +162,6 @@ def main() -> None:
                   f"(budget {budget / 2**20:.0f} MiB; each message fetched up to {KEEP / 2**20:.0f} MiB)")
             old = old_way(account, args.limit_mb)
             print(f"the old way (FETCH BODY.PEEK[] of 100 at once) under a {args.limit_mb} MB limit: {old}")
-        finally:
-            sink.stop()
-            server.close()
     c.emit("big_mail", {
         "messages": report.messages, "size_mb": args.size_mb, "tickets": tickets, "seconds": round(seconds, 2),
         "rss_before_mb": round(before, 1), "rss_peak_mb": round(peak, 1), "peak_is_pass_only": reset,

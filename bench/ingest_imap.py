@@ -140,7 +140,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=2000)
     args = parser.parse_args()
     c.quiet_logs()
-    from servers import ImapAccount, SmtpSink
+    from servers import ImapAccount
 
     now = c.bench_now()
     t0 = time.perf_counter()
@@ -149,12 +149,9 @@ def main() -> None:
     print(f"corpus: {len(mail)} messages ({sum(f == 'Sent' for f, _, _ in mail)} in Sent), "
           f"{sum(len(r) for _, r, _ in mail) / 1e6:.1f} MB, built in {time.perf_counter() - t0:.1f} s")
     with c.workdir("ingest") as tmp:
-        server = c.start_dovecot(tmp)
-        if server is None:
-            c.emit("ingest_imap", {"skipped": "no dovecot"})
-            return
-        sink = SmtpSink()
-        try:
+        with c.mail_servers("ingest_imap", tmp) as (server, sink):
+            if server is None:
+                return
             accounts = {name: ImapAccount.create(server, prefix=name) for name in ("sending", "silent")}
             for name, account in accounts.items():
                 secs = c.load_imap(account, mail)
@@ -168,9 +165,6 @@ def main() -> None:
                 hd = helpdesk_pass(config, sink, lambda: now)
                 results[name] = {"plain_messages": n, "plain_seconds": secs, "plain_rate": n / secs,
                                  "plain_mb": size / 1e6, **hd, "ratio": hd["rate"] / (n / secs)}
-        finally:
-            sink.stop()
-            server.close()
 
     print()
     rows = []

@@ -959,14 +959,9 @@ def main() -> None:
             tmp = Path(str(tmp) + "-kept")
             tmp.mkdir()
             print(f"files kept in {tmp}")
-        server = c.start_dovecot(tmp)
-        if server is None:
-            c.emit("year", {"skipped": "no dovecot"})
-            return
-        from servers import SmtpSink
-
-        sink = SmtpSink()
-        try:
+        with c.mail_servers("year", tmp) as (server, sink):
+            if server is None:
+                return
             contexts = [prepare(history, args, server, sink, tmp) for history in sizes]
             # interleaved, so that the sizes share whatever else the machine does while they are measured
             for round_ in range(args.rounds):
@@ -982,9 +977,6 @@ def main() -> None:
                     print(f"  {ctx['history']:,}: commands, round {round_ + 1} of {args.repeat} in "
                           f"{time.perf_counter() - began:.0f} s", flush=True)
             results = [finish(ctx, args) for ctx in contexts]
-        finally:
-            sink.stop()
-            server.close()
     verdict = print_results(results, args)
     if args.profile:
         for r in results[-1:]:
