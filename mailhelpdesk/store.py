@@ -266,12 +266,11 @@ class Store:
             self._set_baseline(state)
         return state
 
-    def tickets(self, state: State | None = None, since: datetime | None = None,
+    def tickets(self, state: State, since: datetime | None = None,
                 fields: frozenset[str] | None = None) -> Iterator[Ticket]:
         """Every ticket once, the work in hand first, then the archive's, streamed (for reports); with `since`,
         the archive's files from that month on; with `fields`, archived tickets with those fields read
         (archive.Archive.tickets)."""
-        state = state or self.load()
         yield from state.tickets.values()
         yield from self.archive.tickets(skip=state.tickets, since=since, fields=fields)
 
