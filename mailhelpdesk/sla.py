@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 __all__ = [
     "BusinessCalendar",
     "DEFAULT_BUSINESS_HOURS",
+    "answer_by",
     "describe_due",
     "parse_business_hours",
     "parse_duration",
@@ -30,6 +31,8 @@ __all__ = [
 UTC = timezone.utc
 DEFAULT_BUSINESS_HOURS = "Mon-Fri 09:00-18:00"
 _DAY = timedelta(days=1)
+_HOUR = timedelta(hours=1)
+_SECOND = timedelta(seconds=1)
 _MIDNIGHT = time(0, 0)
 # A calendar that stays closed this long in a row is treated as one that never opens (add() must terminate).
 _MAX_CLOSED_DAYS = 3660
@@ -371,6 +374,12 @@ class BusinessCalendar:
         at = _as_utc(at, "at")
         return any(u0 <= at < u1 for u0, u1 in self._intervals(at, at))
 
+    def in_hours(self, at: datetime) -> bool:
+        """Open at ``at``, or closing just then: a due time may be a closing (``add`` returns it when the time
+        runs out there), and "by 18:00" is an honest promise of a desk that closes at 18:00."""
+        at = _as_utc(at, "at")
+        return any(u0 <= at <= u1 for u0, u1 in self._intervals(at - _SECOND, at))
+
     def next_open(self, at: datetime) -> datetime:
         """``at`` (in UTC) if the helpdesk is open then, else the next opening."""
         at = _as_utc(at, "at")
@@ -482,17 +491,44 @@ def _zone_abbreviation(moment: datetime) -> str:
     return name
 
 
-def describe_due(due: datetime, now: datetime, tz: tzinfo, language: str = "en") -> str:
+def answer_by(due: datetime, now: datetime, calendar: BusinessCalendar) -> datetime:
+    """When a customer can really expect an answer, in working hours: a due time already past, or one that fell
+    outside the hours (a priority or hours change moves it there), is no moment anybody answers at.
+
+    - due later and within the hours (a closing counts): the due time itself;
+    - due now or already past: one hour of business time from now (now + 1 h while open; at 21:46, or on
+      Saturday, the end of the first hour after the next opening, 10:00 for a desk opening at 09:00);
+    - due later but outside the hours: the end of the first hour of business time after it.
+    """
+    due, now = _as_utc(due, "due"), _as_utc(now, "now")
+    if due > now and calendar.in_hours(due):
+        return due
+    return calendar.add(max(due, now), _HOUR)
+
+
+def describe_due(due: datetime, now: datetime, tz: tzinfo, language: str = "en", *,
+                 calendar: BusinessCalendar | None = None) -> str:
     """When the customer can expect an answer, in their words, in the helpdesk time zone.
 
-    "within the hour" (also when already due), "today by 15:00 CET", "tomorrow by 10:00 CET",
-    "on Monday by 10:00 CET" (up to 6 days ahead), "on 2 January by 10:00 CET" (the year is added when the date is
-    more than 300 days away).  ``language`` "ru" (or "ru_RU", "ru-RU") gives Russian; anything else English.
+    "within the hour", "today by 15:00 CET", "tomorrow by 10:00 CET", "on Monday by 10:00 CET" (up to 6 days
+    ahead), "on 2 January by 10:00 CET" (the year is added when the date is more than 300 days away).
+    ``language`` "ru" (or "ru_RU", "ru-RU") gives Russian; anything else English.
+
+    Without ``calendar`` the due time is told as it is, and "within the hour" also when it is already past.
+    With the helpdesk's ``calendar`` the words tell :func:`answer_by`, and "within the hour" only while the
+    helpdesk is open now and stays so until then: a backlog ticket past due at 21:46 on a Thursday reads
+    "tomorrow by 10:00 CET" (its first hour of work), on Friday night "on Monday by 10:00 CET"; at 08:30 it
+    reads "today by 10:00 CET". The helpdesk's hours and holidays count, not agents' own shifts: due times are
+    computed in the same hours.
     """
     due, now = _as_utc(due, "due"), _as_utc(now, "now")
     lang = re.split(r"[-_]", (language or "en").strip().lower())[0]
     words = _WORDS.get(lang, _WORDS["en"])
-    if due - now < timedelta(hours=1):
+    if calendar is not None:
+        due = answer_by(due, now, calendar)
+        if due - now <= _HOUR and calendar.is_open(now):
+            return words["soon"]
+    elif due - now < _HOUR:
         return words["soon"]
     local_due, local_now = due.astimezone(tz), now.astimezone(tz)
     clock = f"{local_due:%H:%M} {_zone_abbreviation(local_due)}".rstrip()
