@@ -28,10 +28,16 @@ from .rules.authentication import parse_header
 
 class _CachingRegistry(email.headerregistry.HeaderRegistry):
     """policy.default parses a header anew on every access (Content-Type some 16 times per message);
-    header objects are immutable, so the same (name, value) can share one."""
+    header objects are immutable, so the same (name, value) can share one. A long value (a 64 KB subject) is one
+    message's own: caching it would only keep megabytes alive for thousands of messages."""
+
+    def __call__(self, name, value):  # type: ignore[override]
+        if len(value) > CACHED_VALUE_LIMIT:
+            return super().__call__(name, value)
+        return self._shared(name, value)
 
     @functools.lru_cache(maxsize=4096)
-    def __call__(self, name, value):  # type: ignore[override]
+    def _shared(self, name, value):
         return super().__call__(name, value)
 
 
@@ -40,6 +46,9 @@ POLICY = email.policy.default.clone(header_factory=_CachingRegistry())
 BODY_LIMIT = 20_000
 HTML_LIMIT = 200_000  # characters of an HTML body converted to text (the result is cut to BODY_LIMIT anyway)
 HEADER_LIMIT = 64 * 1024  # characters of one header value given to the structured parser (quadratic on huge values)
+CACHED_VALUE_LIMIT = 4096  # characters of a header value whose parsed form is shared between messages
+TITLE_LIMIT = 200  # characters of a subject we keep (tickets, the state) and so echo in any mail we send
+WORD_BOUNDARY_NEAR = 30  # characters a cut may step back to end at a word's end
 EARLIEST, LATEST = 1970, 3000  # a Date outside these years is garbage, not a time
 MSGID = re.compile(r"<([^<>]{1,998})>")
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
@@ -92,14 +101,14 @@ def parse_message(raw: bytes, ticket_prefix: str = "HD") -> MessageFacts:
     message_id = _first_id(raw_header("Message-ID")) or _synthetic_id(raw)
     references = tuple(_ids(raw_header("References")))
     in_reply_to = tuple(_ids(raw_header("In-Reply-To")))[:1]
-    tag = _ticket_tag(subject, ticket_prefix)
+    tag = _ticket_tag(subject, ticket_prefix)  # from the whole subject (up to HEADER_LIMIT), before it is cut
     content_type = _content_type(msg)
     report = _guard(lambda: report_kind(msg), "", "report", defects)
     calendar = _guard(lambda: _calendar_method(msg), "", "calendar", defects)
     recipients = len(addresses("To", "Cc"))
     return MessageFacts(
         message_id=message_id,
-        subject=subject,
+        subject=shorten(subject),
         title=clean_title(subject, ticket_prefix),
         sender=sender,
         sender_name=sender_name if sender_name != sender else "",
@@ -128,7 +137,8 @@ def parse_message(raw: bytes, ticket_prefix: str = "HD") -> MessageFacts:
 
 
 def clean_title(subject: str, ticket_prefix: str = "HD") -> str:
-    """The subject without reply/forward prefixes (any language) and without our ticket tag. Idempotent."""
+    """The subject without reply/forward prefixes (any language) and without our ticket tag, cut to TITLE_LIMIT
+    (what a ticket keeps and every mail about it shows). Idempotent."""
     tag = re.compile(rf"\s*\[{re.escape(ticket_prefix)}-\d+\]\s*", re.IGNORECASE)
     title = subject
     while True:  # each round strictly shortens the title, so this ends
@@ -136,7 +146,19 @@ def clean_title(subject: str, ticket_prefix: str = "HD") -> str:
         if stripped == title:
             break
         title = stripped
-    return title or "(no subject)"
+    return shorten(title) or "(no subject)"
+
+
+def shorten(text: str, limit: int = TITLE_LIMIT) -> str:
+    """``text`` in at most ``limit`` characters: cut with "…", at the end of a word when one ends near the cut
+    (a subject of one endless word, or in a script without spaces, is cut where the limit falls)."""
+    if len(text) <= limit:
+        return text
+    kept = text[: limit - 1]
+    if not text[limit - 1].isspace():  # the cut falls inside a word
+        word_end = kept.rfind(" ", max(0, len(kept) - WORD_BOUNDARY_NEAR))
+        kept = kept[:word_end] if word_end > 0 else kept
+    return kept.rstrip() + "…"
 
 
 def one_line(text: str) -> str:
