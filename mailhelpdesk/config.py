@@ -122,10 +122,21 @@ class AutoreplyConfig:
     enabled: bool = True
     template: str = "acknowledgement"
     max_age_hours: int = 24
-    max_per_sender: int = 1  # acknowledgements to one address, across tickets ...
-    per_sender_hours: int = 24  # ... per this many hours (an address normalised: case, +tag, a company's domain)
-    max_per_domain: int = 5  # ... and to one company domain (not free mail) in the same hours: a robot varying its address
+    # Loops are stopped by what they are (rules/loops.py); these ceilings are the last line of defence, set where
+    # no person reaches them: each new request of a person is acknowledged, whoever else wrote today.
+    max_per_sender: int = 10  # acknowledgements to one address (without case or +tag) ...
+    per_sender_hours: int = 1  # ... per this many hours
+    max_per_domain: int = 30  # ... and to one company domain (not free mail) in the same hours
     max_per_hour: int = 300  # acknowledgements in all, per hour: a flood beyond it gets none, and `status` warns
+    same_shape_hours: int = 24  # the same mail again from one sender or company within this many hours: a robot
+
+
+@dataclass(frozen=True)
+class NoticesConfig:
+    """Notices to agents and leads (new assignments, warnings, breaches, escalations): batched, never a flood."""
+
+    batch_minutes: int = 10  # at most one notice mail per address in this many minutes; what comes in between is
+    # carried into the next one, which lists every ticket (so at most 60 / batch_minutes an hour)
 
 
 @dataclass(frozen=True)
@@ -203,6 +214,7 @@ class Config:
     agents: list[AgentConfig] = field(default_factory=list)
     assignment: AssignmentConfig = field(default_factory=AssignmentConfig)
     autoreply: AutoreplyConfig = field(default_factory=AutoreplyConfig)
+    notices: NoticesConfig = field(default_factory=NoticesConfig)
     priority: PriorityConfig = field(default_factory=PriorityConfig)
     sla: SlaConfig = field(default_factory=SlaConfig)
     resolution: ResolutionConfig = field(default_factory=ResolutionConfig)
@@ -450,6 +462,11 @@ def _check(config: Config, path: Path) -> None:
     except ValueError as exc:
         raise ConfigError(f"{path}: [digest] schedule {config.digest.schedule!r} is not a cron expression "
                           f"(minute hour day month weekday, e.g. \"0 9 * * 1-5\"): {exc}") from None
+    for section, key in (("autoreply", "max_per_sender"), ("autoreply", "per_sender_hours"),
+                         ("autoreply", "max_per_domain"), ("autoreply", "max_per_hour"),
+                         ("autoreply", "same_shape_hours"), ("notices", "batch_minutes")):
+        if getattr(getattr(config, section), key) < 0:
+            raise ConfigError(f"{path}: [{section}] {key} must be 0 or more, got {getattr(getattr(config, section), key)}")
     if not 0 < config.sla.warn_at < 1:
         raise ConfigError(f"{path}: [sla] warn_at must be between 0 and 1, got {config.sla.warn_at}")
     try:

@@ -11,7 +11,7 @@ from typing import Any
 from .config import Config, calendar
 from .labels import LabelScheme, scheme_for
 from .mail import MailFactory
-from .model import Incoming, Plan, SetLabels, Ticket, ref_key, thread_key
+from .model import Incoming, MailKind, Notice, Plan, SetLabels, Ticket, ref_key, thread_key
 from .rules.senders import FREE_MAIL, normalise_address, organisation, same_sender
 from .rules.threading import takes_part
 
@@ -82,6 +82,16 @@ class Context:
         plan.index[ref_key(incoming.ref)] = ticket.key
         if thread and incoming.thread_id:
             plan.index[thread_key(incoming.thread_id)] = ticket.key
+
+    def notify(self, plan: Plan, kind: MailKind, ticket: Ticket, now: datetime, to: str = "") -> None:
+        """Tell an agent (the assignee, unless `to` names someone) or a lead about a ticket: held in the state and
+        mailed at the end of the pass, alone or batched with the others to the same address (duties/notices.py)."""
+        if not to:
+            agent = self.config.agent_by_name(ticket.assignee or "")
+            if agent is None:
+                return
+            to = agent.email
+        plan.notices.append(Notice(kind, ticket.key, to.lower(), now))
 
     def sync_labels(self, plan: Plan, ticket: Ticket, now: datetime) -> Ticket:
         """Label the ticket's messages: all of them when its labels changed, else only new ones."""

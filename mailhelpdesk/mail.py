@@ -18,15 +18,13 @@ from urllib.parse import quote
 
 from .config import Config
 from .mailbox.capabilities import capabilities
-from .model import TO_CUSTOMER, MailKind, MessageFacts, SendMail, State, Ticket
+from .model import OUR_ID_PREFIX, TO_CUSTOMER, MailKind, MessageFacts, SendMail, State, Ticket
 from .rules.commands import known_commands
 from .rules.rating import RATINGS
 from .sla import describe_due
 from .errors import ConfigError
 from .templates import Rendered, UnsafeTemplate, render
 
-OUR_ID_PREFIX = "<mhd."  # every Message-ID we make starts so (see `message_id`); a hint, never proof: anyone
-# can write it. Ours are the ids recorded in the state's sent log (State.is_ours), looked up, never recomputed from mail.
 ID_SECRET = "id_secret"  # the state cursor with this installation's Message-ID secret (see `message_id`)
 UPGRADE_WINDOW = timedelta(days=7)  # see `MailFactory.keep_secret`
 ANSWERS = frozenset({MailKind.ACKNOWLEDGEMENT, MailKind.RESOLUTION, MailKind.COMMAND_REJECTED})  # the rest: notices
@@ -131,9 +129,12 @@ class MailFactory:
         return {"helpdesk": self.config.helpdesk, "now": now, "tz": self.config.helpdesk.tz}
 
     def context(self, ticket: Ticket, now: datetime) -> dict:
+        return dict(self.context_base(now), ticket=ticket, due_text=self.due_text(ticket, now))
+
+    def due_text(self, ticket: Ticket, now: datetime) -> str:
+        """When the answer is due, in the customer's words ("tomorrow by 10:00 CET"), "" when nothing is due."""
         h = self.config.helpdesk
-        due_text = describe_due(ticket.due_at, now, h.tz, h.language) if ticket.due_at else ""
-        return dict(self.context_base(now), ticket=ticket, due_text=due_text)
+        return describe_due(ticket.due_at, now, h.tz, h.language) if ticket.due_at else ""
 
     def link(self, ticket: Ticket) -> str:
         """Where an agent opens the conversation: the thread's web page where the backend has them (Gmail), else a
@@ -200,6 +201,18 @@ class MailFactory:
         rendered = self.render("assigned", dict(self.context(ticket, now), agent=agent, earlier=earlier))
         return self._mail(MailKind.ASSIGNMENT, f"assigned:{ticket.key}:{agent.name}", agent.email, rendered,
                           ticket=ticket)
+
+    def notices(self, to: str, tickets: dict[MailKind, list[Ticket]], now: datetime) -> SendMail:
+        """Several notices to one address, batched into one mail (duties/notices.py): the new assignments, the
+        warnings, the breaches and the escalations, each a list of tickets."""
+        context = dict(self.context_base(now), agent=self.config.agent_by_email(to), to=to, link=self.link,
+                       due_text=lambda t: self.due_text(t, now),
+                       count=len({t.key for group in tickets.values() for t in group}),
+                       assigned=tickets.get(MailKind.ASSIGNMENT, []), warned=tickets.get(MailKind.ESCALATION_WARN, []),
+                       overdue=tickets.get(MailKind.ESCALATION_BREACH, []),
+                       escalated=tickets.get(MailKind.ESCALATION_LEAD, []))
+        return self._mail(MailKind.NOTICES, f"notices:{to}:{now:%Y%m%dT%H%M%S}", to, self.render("notices", context),
+                          html=False)
 
     def command_rejected(self, facts: MessageFacts, to: str, problem: str, commands: list[str]) -> SendMail:
         rendered = self.render("command_rejected", {

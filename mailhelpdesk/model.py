@@ -42,6 +42,7 @@ class MailKind(StrEnum):
     DIGEST = "digest"
     LEAD_DIGEST = "lead digest"
     BACKLOG_SUMMARY = "backlog summary"
+    NOTICES = "notices"  # several notices to one agent or lead, batched into one mail (duties/notices.py)
 
     @classmethod
     def escalation(cls, step: str) -> MailKind:
@@ -50,6 +51,8 @@ class MailKind(StrEnum):
 
 
 TO_CUSTOMER = frozenset({MailKind.ACKNOWLEDGEMENT, MailKind.RESOLUTION})  # the rest: notices to agents and leads
+NOTICE_KINDS = frozenset({MailKind.ASSIGNMENT, MailKind.ESCALATION_WARN, MailKind.ESCALATION_BREACH,
+                          MailKind.ESCALATION_LEAD})  # held and batched per recipient (duties/notices.py)
 
 
 class HistoryEvent(StrEnum):
@@ -71,7 +74,7 @@ class HistoryEvent(StrEnum):
     AUTOMATIC_MAIL_ATTACHED = "automatic mail attached"
     RATED = "rated"
     ACKNOWLEDGED = "acknowledged"
-    ACK_SKIPPED = "acknowledgement skipped"
+    ACK_SKIPPED = "acknowledgement skipped"  # states before issue 16; new ones say ACK_WITHHELD
     ACK_WITHHELD = "acknowledgement withheld"
     ESCALATION_WARN = "escalation: warn"
     ESCALATION_BREACH = "escalation: breach"
@@ -280,6 +283,17 @@ class Ticket:
     bounced: bool = False
     history: tuple[HistoryEntry, ...] = ()  # a History when loaded (the same, decoded when first read)
     recorded: str = ""  # what the mailbox's record of this ticket says (records.py); "" before the first one
+    shape: str = ""  # the request's shape (rules/loops.py): the same mail again and again is a robot's
+
+    @property
+    def ack_withheld(self) -> str:
+        """Why no acknowledgement was sent ("" when one was, or none was due): the history's last word on it."""
+        for entry in reversed(self.history):
+            if entry.what in (HistoryEvent.ACK_WITHHELD, HistoryEvent.ACK_SKIPPED):
+                return entry.detail
+            if entry.what in (HistoryEvent.ACKNOWLEDGED, HistoryEvent.CREATED):
+                return ""
+        return ""
 
     def log(self, at: datetime, what: HistoryEvent, detail: str = "", **changes: Any) -> Ticket:
         """A copy with `changes` applied and one more history entry."""
@@ -321,6 +335,9 @@ class Ignored:
     ticket: str | None = None
 
 
+OUR_ID_PREFIX = "<mhd."  # every Message-ID we make starts so (mail.MailFactory.message_id); a hint, never proof:
+# anyone can write it. Ours are the ids recorded in the state's sent log (State.is_ours), looked up, never recomputed.
+
 # --- keys of the index (Message-IDs are keys as they are) ----------------------------------
 
 IGNORED_PREFIX = "ignored:"
@@ -334,6 +351,11 @@ def thread_key(thread_id: str) -> str:
 def ref_key(ref: str) -> str:
     """Index key of a message's place in the mailbox."""
     return f"ref:{ref}"
+
+
+def shape_key(shape: str) -> str:
+    """Index key of a request's shape: the latest ticket whose request had it (rules/loops.py)."""
+    return f"shape:{shape}"
 
 
 @dataclass(frozen=True)
@@ -377,6 +399,27 @@ class SendMail:
 Action = SetLabels | SendMail
 
 
+@dataclass(frozen=True)
+class Notice:
+    """A notice to an agent or a lead (a new assignment, an escalation step), held until it is mailed: alone when
+    it is the only one, else batched with the others to the same address (duties/notices.py)."""
+
+    kind: MailKind  # one of NOTICE_KINDS
+    ticket: str
+    to: str
+    at: datetime
+
+    def encode(self) -> dict[str, str]:
+        return {"kind": str(self.kind), "ticket": self.ticket, "to": self.to, "at": self.at.isoformat()}
+
+    @classmethod
+    def decode(cls, row: dict[str, str]) -> Notice:
+        return cls(MailKind(row["kind"]), row["ticket"], row["to"], datetime.fromisoformat(row["at"]))
+
+
+HELD_NOTICES = "held_notices"  # the state cursor of the notices waiting for their batch (Notice.encode rows)
+
+
 @dataclass
 class Plan:
     """A decision: state changes to merge, and actions to carry out."""
@@ -391,6 +434,7 @@ class Plan:
     cursors: dict[str, Any] = field(default_factory=dict)
     sent: dict[str, SentRecord] = field(default_factory=dict)  # the outbox and sent log (outbox.py)
     senders: list[tuple[str, datetime]] = field(default_factory=list)  # acknowledgements sent, for rules/senders.py
+    notices: list[Notice] = field(default_factory=list)  # notices to hold for the next batch (duties/notices.py)
 
     def put(self, ticket: Ticket) -> Ticket:
         self.tickets[ticket.key] = ticket
@@ -405,6 +449,7 @@ class Plan:
         self.cursors.update(other.cursors)
         self.sent.update(other.sent)
         self.senders += other.senders
+        self.notices += other.notices
         self.next_number = other.next_number if other.next_number is not None else self.next_number
         self.rr_index = other.rr_index if other.rr_index is not None else self.rr_index
         return self
@@ -468,6 +513,9 @@ class State:
         self.tickets.update(plan.tickets)
         self.index.update(plan.index)
         self.ignored.update(plan.ignored)
+        if plan.notices:  # a new list (a preview's copy shares the old one); before the cursors, so that the
+            # notices duty's list of what still waits (it saw these in its preview) has the last word
+            self.cursors[HELD_NOTICES] = [*self.cursors.get(HELD_NOTICES, ()), *(n.encode() for n in plan.notices)]
         self.cursors.update(plan.cursors)
         self.sent.update(plan.sent)
         for sender, at in plan.senders:
@@ -479,7 +527,8 @@ class State:
 
     def previewed(self, plan: Plan) -> State:
         """A shallow copy with `plan` merged, so later decisions of one event see earlier ones."""
-        if not (plan.tickets or plan.index or plan.ignored or plan.cursors or plan.sent or plan.senders):
+        if not (plan.tickets or plan.index or plan.ignored or plan.cursors or plan.sent or plan.senders
+                or plan.notices):
             return self
         copy = self.copy()
         copy.merge(plan)
@@ -508,6 +557,10 @@ class State:
                 index[ref_key(ref)] = key
             for thread in ticket.thread_ids:
                 index[thread_key(thread)] = key
+            if ticket.shape:
+                latest = index.get(shape_key(ticket.shape))
+                if latest is None or self.tickets[latest].created_at <= ticket.created_at:
+                    index[shape_key(ticket.shape)] = key
         self.index = index
 
     def sends_last_day(self, now: datetime) -> int | None:
@@ -521,7 +574,8 @@ class State:
     def forget_ticket(self, ticket: Ticket) -> None:
         """Take a ticket (moved to the archive) out of the working set and the index."""
         self.tickets.pop(ticket.key, None)
-        for name in (*ticket.message_ids, *map(ref_key, ticket.refs), *map(thread_key, ticket.thread_ids)):
+        shapes = (shape_key(ticket.shape),) if ticket.shape else ()
+        for name in (*ticket.message_ids, *map(ref_key, ticket.refs), *map(thread_key, ticket.thread_ids), *shapes):
             if self.index.get(name) == ticket.key:
                 del self.index[name]
 
@@ -534,6 +588,9 @@ class State:
         """The archive's word on a Message-ID, `thread:`/`ref:` name or ticket key (None: not in the archive).
         Asked only when the working set does not know the name: it reads a file."""
         return self.archive.lookup(name) if self.archive is not None else None
+
+    def held_notices(self) -> list[Notice]:
+        return [Notice.decode(row) for row in self.cursors.get(HELD_NOTICES, ())]
 
     def ticket_of(self, message_id: str) -> Ticket | None:
         key = self.index.get(message_id)

@@ -16,6 +16,7 @@ from enum import StrEnum
 
 from .model import (
     SENDS_CURSOR,
+    NOTICE_KINDS,
     TO_CUSTOMER,
     Action,
     HistoryEvent,
@@ -85,12 +86,19 @@ def may_send(state: State, record: SentRecord, now: datetime, daily_limit: int) 
 
 def lost_point(state: State, record: SentRecord, now: datetime) -> str:
     """Why a waiting mail is no longer worth sending ("" while it is)."""
-    kind = record.kind
+    return pointless(state, record.kind, record.ticket, record.to, record.at, now)
+
+
+def pointless(state: State, kind: str, ticket_key: str, to: str, since: datetime, now: datetime) -> str:
+    """Why a mail of this kind about this ticket, decided at `since`, is no longer worth sending ("" while it
+    is): asked of mail waiting in the outbox and of notices held for their batch (duties/notices.py)."""
     if kind in (MailKind.DIGEST, MailKind.LEAD_DIGEST, MailKind.BACKLOG_SUMMARY):
-        return "a newer digest replaces it" if now - record.at > DIGEST_KEEPS else ""
-    ticket = state.tickets.get(record.ticket)
-    if ticket is None or kind not in PER_TICKET:
+        return "a newer digest replaces it" if now - since > DIGEST_KEEPS else ""
+    ticket = state.tickets.get(ticket_key)
+    if kind not in PER_TICKET:
         return ""
+    if ticket is None:
+        return "the ticket is closed and archived" if kind in NOTICE_KINDS and ticket_key else ""
     if kind == MailKind.ACKNOWLEDGEMENT:
         answered = ticket.first_response_at is not None or ticket.status != Status.OPEN
         return "answered before it could be sent" if answered else ""

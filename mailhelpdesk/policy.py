@@ -12,7 +12,7 @@ from typing import Iterable
 
 from . import digest
 from .context import Context
-from .duties import ack_limits, acknowledgements, auto_close, escalations, resolutions
+from .duties import ack_limits, acknowledgements, auto_close, escalations, notices, resolutions
 from .model import Incoming, Plan, State, Tick
 from .rules import agent_labels, command_mail, in_ticket, known, new_ticket, not_a_request, ours
 
@@ -30,11 +30,12 @@ LABEL_RULES = (
 )
 
 TIMED_DUTIES = (
-    ack_limits,  # no acknowledgement past the per-domain limit or the hourly cap
-    acknowledgements,  # acknowledge each new request nobody answered yet, within the per-sender limit
-    escalations,  # the escalation ladder: warn, breach, lead; recorded once, mailed when recent
+    ack_limits,  # ceilings no person reaches: per address, per company domain, all together per hour
+    acknowledgements,  # acknowledge each new request nobody answered yet (loops were told apart at the ticket)
+    escalations,  # the escalation ladder: warn, breach, lead; recorded once, held as notices when recent
     resolutions,  # a resolution notice with rating links, once per resolution
     auto_close,  # close resolved tickets that stayed quiet for close_after
+    notices,  # the held notices to agents and leads: one mail per address per batch, listing every ticket
     digest,  # the scheduled digests, or the first run's backlog summaries
 )
 

@@ -146,7 +146,7 @@ def sample_contexts(config: Any) -> dict[str, list[dict[str, Any]]]:
     from .config import AgentConfig
     from .context import Context
     from .mail import MailFactory
-    from .model import HistoryEntry, HistoryEvent, Priority, State, Ticket
+    from .model import NOTICE_KINDS, HistoryEntry, HistoryEvent, Priority, State, Ticket
     from .parse import parse_message
 
     captured: dict[str, list[dict[str, Any]]] = {}
@@ -173,7 +173,8 @@ def sample_contexts(config: Any) -> dict[str, list[dict[str, Any]]]:
         subject="The invoice is wrong", created_at=opened, priority=Priority.HIGH, assignee=agents[0].name,
         updated_at=opened, due_at=opened + timedelta(hours=4), waiting_since=opened,
         message_ids=("<sample-1@customer.example>", f"<sample-2@{domain}>"), refs=("INBOX:1:1",),
-        participants=("anna@customer.example",), history=(HistoryEntry(opened, HistoryEvent.CREATED, "by mail"),),
+        participants=("anna@customer.example",), history=(HistoryEntry(opened, HistoryEvent.CREATED, "by mail"),
+                                                           HistoryEntry(opened, HistoryEvent.ACK_WITHHELD, "a sample reason")),
     )
     earlier = dataclasses.replace(ticket, key=f"{config.helpdesk.ticket_prefix}-7", number=7, created_at=opened - timedelta(days=30),
                                   subject="Where is my parcel?", due_at=None, waiting_since=None)
@@ -185,6 +186,7 @@ def sample_contexts(config: Any) -> dict[str, list[dict[str, Any]]]:
         lambda: mail.assignment(state, ticket, now),
         lambda: mail.resolution(ticket, f"resolved:{ticket.key}", now),
         *(lambda step=step: mail.reminder(ticket, step, agents[0].email, now) for step in ("warn", "breach", "lead")),
+        lambda: mail.notices(agents[0].email, {kind: [ticket, earlier] for kind in NOTICE_KINDS}, now),
         lambda: digest.build_digests(ctx, state, now),
         lambda: digest.backlog_summaries(ctx, state, now),
         lambda: mail.command_rejected(parse_message(raw, config.helpdesk.ticket_prefix), "anna@customer.example",

@@ -36,6 +36,7 @@ def resolve_by_label(desk: Desk, ref: str, now: datetime) -> None:
 def test_a_reply_dated_before_the_resolved_label_but_arriving_after_it_reopens_the_ticket():
     desk = Desk()
     desk.feed("question.eml", ref="INBOX:1:1")  # Date 10:00
+    desk.tick()  # the pass ends (its assignment notice goes)
     resolve_by_label(desk, "INBOX:1:1", LABEL_PASS)
     # the customer's clock is 6 minutes slow: Date 13:57, but the mail reached the mailbox at 14:03
     skewed = {"Date: Fri, 20 Nov 2026 10:20:00 +0000": "Date: Fri, 20 Nov 2026 13:57:00 +0000"}

@@ -273,15 +273,22 @@ def test_configured_priority_rules_win_over_defaults():
     assert desk.ticket("HD-2").priority == Priority.NORMAL  # the default keyword rule is replaced
 
 
-def test_per_sender_limit_caps_acknowledgements():
+TOPICS = ("the wrong VAT", "a missing parcel", "a login that fails", "a refund", "the new price list",
+          "an address change", "a broken zip", "the API limits", "a second seat", "the Christmas hours")
+
+
+def test_per_sender_ceiling_caps_acknowledgements():
     desk = Desk(make_config(autoreply={"max_per_sender": 2}))
     for i in range(4):
         raw = (EML / "question.eml").read_bytes().replace(b"<q1@", f"<q1-{i}@".encode())
-        raw = raw.replace(b"Invoice 1042", f"Question {i}".encode())
+        raw = raw.replace(b"shows the wrong VAT", f"about {TOPICS[i]}".encode())
+        raw = raw.replace(b"shows 19% VAT", f"is about {TOPICS[i]}".encode())
         desk.feed(raw)
     desk.tick()
     assert len(desk.sends("acknowledgement")) == 2
     assert len(desk.state.tickets) == 4
+    held = [t for t in desk.state.tickets.values() if t.ack_withheld]
+    assert len(held) == 2 and all("max_per_sender" in t.ack_withheld for t in held)
 
 
 def test_agent_label_change_moves_the_ticket_and_relabels_every_message():

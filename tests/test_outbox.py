@@ -18,6 +18,7 @@ def queued(desk, now):
 def test_a_breach_reminder_that_waited_while_the_agent_answered_is_dropped_with_a_note():
     desk = workflow_desk()
     desk.feed(question(FRIDAY_EVENING), now=FRIDAY_EVENING)
+    desk.tick(FRIDAY_EVENING)  # the pass that made the ticket ends (its assignment notice goes alone)
     desk.tick(at(21, 16))  # the breach: a reminder to the assignee, queued; SMTP is down
     waiting = queued(desk, at(21, 16))
     assert MailKind.ESCALATION_BREACH in waiting

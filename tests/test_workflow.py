@@ -57,6 +57,7 @@ def test_due_time_skips_the_weekend_and_the_holiday_and_the_customer_is_told():
 def test_escalation_ladder_warns_reminds_and_escalates_each_once():
     desk = workflow_desk()
     desk.feed(question(FRIDAY_EVENING), now=FRIDAY_EVENING)
+    desk.tick(FRIDAY_EVENING)  # the pass that made the ticket ends (its assignment notice goes alone)
     for now in (at(16, 12), at(19, 10), at(20, 17, 59)):  # weekend, holiday, just before 75 %
         desk.tick(now)
     assert reminders(desk) == []
@@ -90,6 +91,7 @@ SHARED_ACCOUNT_REPLY = (  # from the sent folder, Thursday 21 January 16:30
 def test_an_agent_reply_stops_the_ladder_and_clears_overdue():
     desk = workflow_desk()
     desk.feed(question(FRIDAY_EVENING), now=FRIDAY_EVENING)
+    desk.tick(FRIDAY_EVENING)  # the pass that made the ticket ends (its assignment notice goes alone)
     desk.tick(at(21, 16))
     assert "Helpdesk/Overdue" in desk.ticket().labels_applied
     desk.feed(SHARED_ACCOUNT_REPLY, folder_role="sent", now=at(21, 16, 31))
@@ -103,6 +105,7 @@ def test_an_agent_reply_stops_the_ladder_and_clears_overdue():
 def test_no_reminder_when_the_agent_answers_in_time():
     desk = workflow_desk()
     desk.feed(question(FRIDAY_EVENING), now=FRIDAY_EVENING)
+    desk.tick(FRIDAY_EVENING)  # the pass that made the ticket ends (its assignment notice goes alone)
     reply = (
         "From: alice@shop.example\r\nTo: anna@customer.example\r\nCc: support@shop.example\r\nSubject: Re: Export fails\r\n"
         "Date: Tue, 19 Jan 2027 10:00:00 -0500\r\nMessage-ID: <wf-r2@shop.example>\r\nReferences: <wf1@customer.example>\r\n\r\nOn it.\r\n"
@@ -196,13 +199,19 @@ def command_mail(sender: str, body: str, auth: str = "dkim=pass header.d=shop.ex
 def test_agent_commands_by_mail_are_carried_out_and_never_count_as_a_reply():
     desk = workflow_desk()
     desk.feed(question(at(19, 9)), now=at(19, 9))
+    desk.tick(at(19, 9))  # each pass ends with its notices
     assert desk.ticket().assignee == "Alice"
     desk.feed(command_mail("alice@shop.example", "#assign bob\n#priority urgent\n#note customer on the phone\n\nthanks"),
               now=at(19, 10))
+    desk.tick(at(19, 10))
     ticket = desk.ticket()
     assert (ticket.assignee, ticket.priority.value, ticket.first_response_at) == ("Bob", "urgent", None)
     assert any(h.what == "note" and "customer on the phone" in h.detail for h in ticket.history)
-    assert [a.to for a in desk.sends("assignment")] == ["alice@shop.example", "bob@shop.example"]
+    assert [a.to for a in desk.sends("assignment")] == ["alice@shop.example"]
+    # urgent since 10:00 and due within the hour of 09:00: Bob hears of the assignment and the breach in one mail
+    (batch,) = desk.sends("notices")
+    assert batch.to == "bob@shop.example" and batch.subject == "1 ticket needs you: 1 new, 1 overdue"
+    assert "New, assigned to you (1):\n  [HD-1] urgent" in batch.body and "OVERDUE" in batch.body
     labels = [a for a in desk.actions if isinstance(a, SetLabels)][-1]
     assert "Helpdesk/Assignee/Bob" in labels.add and "Helpdesk/Assignee/Alice" in labels.remove
     assert not [a for a in desk.sends() if a.to == "anna@customer.example" and a.kind != "acknowledgement"]

@@ -1,9 +1,12 @@
-"""Before the per-sender limit (acknowledgements): a company domain gets a handful of acknowledgements (a robot
-that varies its address), and all of them together a cap per hour (a flood from many senders: spam, backscatter),
-which leaves a warning for `status`."""
+"""The last line of defence before acknowledgements: ceilings no person reaches. Loops are stopped by what they
+are (rules/loops.py, when the ticket is made); these only cap what slips through: acknowledgements to one address
+(`[autoreply] max_per_sender`) and to one company domain (`max_per_domain`) per `per_sender_hours`, and to
+everyone together per hour (`max_per_hour`: a flood, which leaves a warning for `status`). A request they hold
+back is never silent: its history says why, and so do the assignee's notice and digest."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime, timedelta
 
 from ..context import Context
@@ -12,38 +15,43 @@ from ..rules.senders import domain_key, sender_key
 from . import isolated
 
 NAME = "acknowledgement limits"
-DESCRIPTION = "no acknowledgement past the per-domain limit or the hourly cap"
+DESCRIPTION = "ceilings no person reaches: per address, per company domain, all together per hour"
+RATE_LIMITED = "ack_rate_limited"  # the state cursor `status` reads: the hourly cap was reached
 
 
 def decide(ctx: Context, state: State, tick: Tick, now: datetime) -> Plan:
     plan = Plan()
+    wanted = [t for t in state.tickets.values()
+              if t.ack_wanted and t.first_response_at is None and t.status == Status.OPEN]
+    if not wanted:
+        return plan
     limits = ctx.config.autoreply
     hour, window = now - timedelta(hours=1), now - timedelta(hours=limits.per_sender_hours)
-    budget = limits.max_per_hour - sum(1 for log in state.sender_log.values() for t in log if t > hour)
-    senders: dict[str, int] = {}
-    domains: dict[str, int] = {}
-    skipped = 0
-    for ticket in state.tickets.values():
-        if not ticket.ack_wanted or ticket.first_response_at is not None or ticket.status != Status.OPEN:
-            continue
+    senders: Counter[str] = Counter()
+    domains: Counter[str] = Counter()
+    in_hour = 0
+    for sender, times in state.sender_log.items():  # acknowledgements sent, by sender (outbox.recorded)
+        recent = sum(1 for t in times if t > window)
+        senders[sender] += recent
+        domains[sender.rpartition("@")[2]] += recent
+        in_hour += sum(1 for t in times if t > hour)
+    budget, skipped = limits.max_per_hour - in_hour, 0
+    for ticket in sorted(wanted, key=lambda t: (t.created_at, t.number)):  # first come, first acknowledged
         with isolated(plan, ticket, NAME, now):
             sender, domain = sender_key(ticket.customer), domain_key(ticket.customer, ctx.free_mail)
-            if sender not in senders:
-                senders[sender] = sum(1 for t in state.sender_log.get(sender, ()) if t > window)
+            why = ""
             if senders[sender] >= limits.max_per_sender:
-                continue  # acknowledgements holds this one back
-            if domain and domain not in domains:
-                domains[domain] = sum(1 for key, log in state.sender_log.items() if key.endswith("@" + domain)
-                                      for t in log if t > window)
-            if domain and domains[domain] >= limits.max_per_domain:
-                plan.put(ticket.log(now, HistoryEvent.ACK_SKIPPED, f"limit of {limits.max_per_domain} per "
-                                    f"{limits.per_sender_hours} h to {domain} reached", ack_wanted=False))
-                plan.notes.append(f"{ticket.key}: no acknowledgement, {domain} reached the per-domain limit")
-                continue
-            if budget <= 0:
+                why = (f"{limits.max_per_sender} acknowledgements to {sender} within {limits.per_sender_hours} h "
+                       f"([autoreply] max_per_sender): a loop or a flood")
+            elif domain and domains[domain] >= limits.max_per_domain:
+                why = (f"{limits.max_per_domain} acknowledgements to {domain} within {limits.per_sender_hours} h "
+                       f"([autoreply] max_per_domain): a loop or a flood")
+            elif budget <= 0:
                 skipped += 1
-                plan.put(ticket.log(now, HistoryEvent.ACK_SKIPPED,
-                                    f"rate limit: {limits.max_per_hour} acknowledgements per hour", ack_wanted=False))
+                why = f"{limits.max_per_hour} acknowledgements in the last hour ([autoreply] max_per_hour): a flood"
+            if why:
+                plan.put(ticket.log(now, HistoryEvent.ACK_WITHHELD, why, ack_wanted=False))
+                plan.notes.append(f"{ticket.key}: no acknowledgement: {why}")
                 continue
             budget -= 1
             senders[sender] += 1
@@ -52,8 +60,8 @@ def decide(ctx: Context, state: State, tick: Tick, now: datetime) -> Plan:
     if skipped:
         plan.notes.append(f"warning: {skipped} requests not acknowledged, the limit of {limits.max_per_hour} "
                           f"acknowledgements per hour ([autoreply] max_per_hour) was reached")
-        earlier = state.cursors.get("ack_rate_limited") or {}
+        earlier = state.cursors.get(RATE_LIMITED) or {}
         same_hour = earlier.get("at", "") > hour.isoformat()
-        plan.cursors["ack_rate_limited"] = {"at": now.isoformat(), "limit": limits.max_per_hour,
-                                            "skipped": skipped + (earlier.get("skipped", 0) if same_hour else 0)}
+        plan.cursors[RATE_LIMITED] = {"at": now.isoformat(), "limit": limits.max_per_hour,
+                                      "skipped": skipped + (earlier.get("skipped", 0) if same_hour else 0)}
     return plan

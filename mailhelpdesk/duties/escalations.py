@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from ..context import Context
-from ..model import HistoryEvent, Plan, State, Tick
+from ..model import HistoryEvent, MailKind, Plan, State, Tick
 from ..rules.escalation import due_steps
 from ..sla import parse_duration
 from . import isolated
@@ -34,7 +34,7 @@ def decide(ctx: Context, state: State, tick: Tick, now: datetime) -> Plan:
                 agent = ctx.config.agent_by_name(ticket.assignee or "")
                 recipients = leads if step.name == "lead" or agent is None else (agent.email,)
                 for to in recipients:
-                    plan.actions.append(ctx.mail.reminder(ticket, step.name, to, now))
+                    ctx.notify(plan, MailKind.escalation(step.name), ticket, now, to=to)
             plan.put(ticket)
             plan.notes.append(f"{ticket.key}: escalation {', '.join(s.name for s in steps)}")
             ctx.sync_labels(plan, ticket, now)

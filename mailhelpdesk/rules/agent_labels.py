@@ -9,7 +9,7 @@ from typing import Iterable
 
 from .. import transitions
 from ..context import Context
-from ..model import (IGNORED_PREFIX, HistoryEvent, Incoming, MessageFacts, Plan, SendMail, SetLabels, State, Ticket,
+from ..model import (IGNORED_PREFIX, HistoryEvent, Incoming, MailKind, MessageFacts, Plan, SendMail, SetLabels, State, Ticket,
                      ref_key)
 from . import new_ticket
 
@@ -37,7 +37,7 @@ def decide(ctx: Context, state: State, changes: Iterable[Change], now: datetime)
         if changed is not ticket:
             plan.put(changed)
             if changed.assignee and changed.assignee != ticket.assignee:
-                plan.actions.append(ctx.mail.assignment(state, changed, now))
+                ctx.notify(plan, MailKind.ASSIGNMENT, changed, now)
             plan.notes.append(f"{key}: changed by an agent's labels -> {changed.status}, {changed.priority}, "
                               f"{changed.assignee}")
         # a message left with no status of ours (labels stripped, or a write skipped because another client

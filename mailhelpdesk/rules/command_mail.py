@@ -7,7 +7,7 @@ from datetime import datetime
 
 from ..config import AgentConfig
 from ..context import Context
-from ..model import HistoryEvent, Incoming, Plan, State
+from ..model import HistoryEvent, Incoming, MailKind, Plan, State
 from .commands import CommandProblem, Run, parse_commands, run_commands, trusted_sender
 from .threading import find_ticket
 
@@ -57,6 +57,6 @@ def decide(ctx: Context, state: State, incoming: Incoming, now: datetime) -> Pla
     if not problem:
         plan.notes.append(f"{ticket.key}: commands from {agent.name}: {', '.join('#' + c.verb for c in commands)}")
         if ticket.assignee and ticket.assignee != (before.assignee if before else None):
-            plan.actions.append(ctx.mail.assignment(state, ticket, now))
+            ctx.notify(plan, MailKind.ASSIGNMENT, ticket, now)
     ctx.sync_labels(plan, ticket, now)
     return plan

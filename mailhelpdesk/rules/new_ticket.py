@@ -6,7 +6,8 @@ import dataclasses
 from datetime import datetime, timedelta
 
 from ..context import Context
-from ..model import HistoryEvent, Incoming, Plan, State, Ticket
+from ..model import HistoryEvent, Incoming, MailKind, Plan, State, Ticket, shape_key
+from . import loops
 from .assignment import choose_assignee
 from .authentication import sender_failed, verdict
 from .priority import priority_for
@@ -31,16 +32,16 @@ def decide(ctx: Context, state: State, incoming: Incoming, now: datetime) -> Pla
     ticket = Ticket(key=key, number=number, customer=facts.customer,
                     customer_name=facts.sender_name if facts.customer == facts.sender else "", subject=facts.title,
                     created_at=when, updated_at=when, waiting_since=when, priority=priority, assignee=assignee,
-                    ack_wanted=config.autoreply.enabled and fresh)
+                    ack_wanted=config.autoreply.enabled and fresh, shape=loops.shape(facts, ctx.free_mail))
     ticket = ticket.with_message(facts.message_id, incoming.ref, facts.sender, incoming.thread_id)
     ticket = dataclasses.replace(ticket, participants=tuple(dict.fromkeys(ticket.participants + (facts.customer,))))
     ticket = with_people(ticket, facts.to + facts.cc)  # colleagues in Cc may answer in the conversation
     ticket = ticket.log(when, HistoryEvent.CREATED, f"priority {priority.value} ({reason})", due_at=ctx.due(ticket, when))
-    forged = sender_failed(verdict(facts.auth_headers, config.commands.trusted_authserv_id), facts.sender)
-    if forged and ticket.ack_wanted:  # backscatter: a forged sender never hears from us
-        ticket = ticket.log(when, HistoryEvent.ACK_WITHHELD, f"{forged}: the sender may be forged", ack_wanted=False)
     related = find_ticket(state, incoming)
     earlier = related.related or (related.ticket.key if related.ticket else "")
+    withheld = ticket.ack_wanted and _withheld(ctx, state, incoming, ticket, earlier, when)
+    if withheld:
+        ticket = ticket.log(when, HistoryEvent.ACK_WITHHELD, withheld, ack_wanted=False)
     if earlier:
         ticket = ticket.log(when, HistoryEvent.RELATED, earlier, related=(earlier,))
     if assignee:
@@ -49,8 +50,28 @@ def decide(ctx: Context, state: State, incoming: Incoming, now: datetime) -> Pla
     plan.next_number = max(number + 1, state.next_number)
     plan.rr_index = rr_index
     ctx.index_message(plan, ticket, incoming)
+    plan.index[shape_key(ticket.shape)] = key
     plan.notes.append(f"{key}: new ticket from {facts.customer}: {facts.title!r} [{priority.value}]")
     ctx.sync_labels(plan, ticket, now)
     if assignee and config.assignment.notify and fresh and not state.first_run:  # the backlog: a summary
-        plan.actions.append(ctx.mail.assignment(state, ticket, now))
+        ctx.notify(plan, MailKind.ASSIGNMENT, ticket, now)
     return plan
+
+
+def _withheld(ctx: Context, state: State, incoming: Incoming, ticket: Ticket, earlier: str, when: datetime) -> str:
+    """Why this request gets no acknowledgement ("" when it gets one): a forged sender never hears from us
+    (backscatter), and a loop is stopped by what it is (rules/loops.py)."""
+    facts = incoming.facts
+    forged = sender_failed(verdict(facts.auth_headers, ctx.config.commands.trusted_authserv_id), facts.sender)
+    if forged:
+        return f"{forged}: the sender may be forged"
+    if earlier in state.tickets or not earlier:  # an archived ticket's people are not known: only the shape counts
+        loop = loops.answers_our_mail(state, facts, earlier)
+        if loop:
+            return f"{loop}, from {facts.sender}, who takes no part in it: a robot's or a forwarded answer"
+    previous = state.tickets.get(state.index.get(shape_key(ticket.shape), ""))
+    window = timedelta(hours=ctx.config.autoreply.same_shape_hours)
+    if previous is not None and timedelta(0) <= when - previous.created_at <= window:
+        return (f"the same mail as {previous.key} ({previous.customer}, {previous.created_at:%Y-%m-%d %H:%M} UTC) "
+                f"again: a robot answering every mail, or a request sent twice")
+    return ""

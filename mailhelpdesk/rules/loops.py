@@ -1,0 +1,74 @@
+"""Mail loops, told by what they are, not by counting people (issue 16). Pure predicates: facts in, a reason out.
+
+A person who writes three requests in an hour, and eight colleagues at one company, are each acknowledged. What
+is not acknowledged is what a loop looks like:
+
+- **an answer to our automatic mail from outside its conversation**: it carries one of our Message-IDs in
+  `In-Reply-To`/`References`, our subject tag, or quotes our acknowledgement, yet its sender takes no part in that
+  ticket (a robot answering from `support+4711@vendor`, a ticket system that opens a ticket of its own). It opens a
+  ticket linked to ours, so nothing is lost, and gets no acknowledgement;
+- **the same mail again**: the same subject and opening words (digits and tags aside) from the same sender, or the
+  same company, within `[autoreply] same_shape_hours`: a robot answering every mail, or a person sending the same
+  mail twice, who had their acknowledgement the first time.
+
+RFC 3834 and the weighed robot signs (rules/automatic.py) come before all this: such mail opens no ticket at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from ..model import OUR_ID_PREFIX, MessageFacts, State
+from .senders import FREE_MAIL, organisation, sender_key
+
+_DIGITS = re.compile(r"\d+")
+_TAG = re.compile(r"\[[^\]]{1,40}\]")
+_REPLY = re.compile(r"^(?:\s*(?:re|fwd?|aw|wg|sv|vs|antw|odp|rif|tr|ynt|отв|ответ|пересл)\s*(?:\[\d+\])?\s*:)+",
+                    re.IGNORECASE)
+_WORDS = re.compile(r"\W+", re.UNICODE)
+_QUOTE_HEADER = re.compile(r"^(on .{0,200} wrote:|-----original message-----|from: )", re.IGNORECASE)
+OPENING = 300  # how much of the body counts for the shape: a form letter's opening words are its own
+
+
+def shape(facts: MessageFacts, free: frozenset[str] = FREE_MAIL) -> str:
+    """A short fingerprint of who wrote (their company, else their address) and what (the subject and the
+    opening words of the body, without digits, tags, quotes or case): the same for a robot's every answer."""
+    who = organisation(facts.sender, free) or sender_key(facts.sender)
+    subject = _WORDS.sub(" ", _DIGITS.sub("", _TAG.sub(" ", _REPLY.sub("", facts.subject)))).strip().lower()
+    lines = []
+    for line in facts.body.splitlines():
+        if _QUOTE_HEADER.match(line.strip()):
+            break  # what follows is the message it answers, not its own words
+        if not line.startswith(">"):
+            lines.append(line)
+    opening = _WORDS.sub(" ", _DIGITS.sub("", " ".join(lines))).strip().lower()[:OPENING]
+    return hashlib.sha256(f"{who}\n{subject}\n{opening}".encode()).hexdigest()[:16]
+
+
+def answers_our_mail(state: State, facts: MessageFacts, related: str) -> str:
+    """Why this message (which takes no part in ticket `related`, or in none) answers our automatic mail; ""
+    when it does not. `related` is the ticket its references, thread or subject tag point into (rules/threading)."""
+    ours = next((m for m in facts.thread_keys if state.is_ours(m) or m.startswith(OUR_ID_PREFIX)), "")
+    if ours:
+        return f"it answers our mail {ours}" + (f" about {related}" if related else "")
+    if facts.ticket_tag and related == facts.ticket_tag:
+        return f"it answers our mail about {related} (subject tag [{related}])"
+    quoted = _quoted_key(state, facts)
+    if quoted:
+        return f"it quotes our mail about {quoted}"
+    return ""
+
+
+def _quoted_key(state: State, facts: MessageFacts) -> str:
+    """A known ticket key in the quoted part of the body ("> ... opened ticket HD-42 ..."): our mail, quoted back."""
+    if not facts.ticket_tag and ">" not in facts.body:
+        return ""
+    prefix = re.escape(facts.ticket_tag.rsplit("-", 1)[0]) if facts.ticket_tag else r"[A-Z][A-Z0-9]{0,9}"
+    key = re.compile(rf"\b({prefix}-\d+)\b")
+    for line in facts.body.splitlines()[:400]:
+        if line.startswith(">"):
+            for found in key.findall(line):
+                if found in state.tickets or state.archived(found):
+                    return found
+    return ""
