@@ -134,7 +134,7 @@ class MailFactory:
     def due_text(self, ticket: Ticket, now: datetime) -> str:
         """When the answer is due, in the customer's words ("tomorrow by 10:00 CET"), "" when nothing is due."""
         h = self.config.helpdesk
-        return describe_due(ticket.due_at, now, h.tz, h.language) if ticket.due_at else ""
+        return describe_due(ticket.due_at, now, h.tz, h.language, calendar=self.calendar) if ticket.due_at else ""
 
     def link(self, ticket: Ticket) -> str:
         """Where an agent opens the conversation: the thread's web page where the backend has them (Gmail), else a

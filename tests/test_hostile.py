@@ -507,8 +507,8 @@ def test_a_robot_answering_everything_gets_a_bounded_number_of_mails(rfc3834, th
     if threads:  # the replies join the ticket: one acknowledgement in all, the robot opens no ticket
         assert len(to_robot) == 1 and list(desk.state.tickets) == ["HD-1"]
     else:  # every reply is a new request: the first is acknowledged, then the same mail again is a robot's
-        assert len(to_robot) == 2  # (rules/loops.py), well below the ceilings
-        assert sum(1 for t in desk.state.tickets.values() if "the same mail as" in t.ack_withheld) >= 8
+        assert len(to_robot) == 2  # (rules/loops.py), well below the ceilings: the loop is over
+        assert len(desk.state.tickets) == 3 and "the same mail as HD-2" in desk.ticket("HD-3").ack_withheld
     if rfc3834:
         assert all(t.status == Status.OPEN and t.first_response_at is None for t in desk.state.tickets.values())
 
