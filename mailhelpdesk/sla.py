@@ -516,7 +516,7 @@ def describe_due(due: datetime, now: datetime, tz: tzinfo, language: str = "en",
 
     Without ``calendar`` the due time is told as it is, and "within the hour" also when it is already past.
     With the helpdesk's ``calendar`` the words tell :func:`answer_by`, and "within the hour" only while the
-    helpdesk is open now and stays so until then: a backlog ticket past due at 21:46 on a Thursday reads
+    helpdesk is open now and that moment is within the hour: a backlog ticket past due at 21:46 on a Thursday reads
     "tomorrow by 10:00 CET" (its first hour of work), on Friday night "on Monday by 10:00 CET"; at 08:30 it
     reads "today by 10:00 CET". The helpdesk's hours and holidays count, not agents' own shifts: due times are
     computed in the same hours.
