@@ -10,15 +10,23 @@ Loading reads the file and replays the journal's lines newer than the file (`met
 writes the file whole (temp file, fsync, rename), then starts a new journal by rename: a kill at any moment
 leaves a file and a journal that together say everything that was saved. A reader opens the journal before the
 file, so a compaction between the two never hides a change from it.
+
+A kill during a compaction leaves its temp file (`.<state>.XXXXXXXX.tmp`, a whole copy of the state) behind. The
+writer holds an flock on its temp file until the rename, so any store's first read removes the ones nobody holds
+(`Store.repairs` says so): a reader never takes the daemon's file in flight, and only files of exactly our
+names are touched.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import functools
 import json
 import logging
 import os
+import re
+import stat
 import tempfile
 import types
 import typing
@@ -44,6 +52,59 @@ LAYOUT_MARK = "{\n"  # our files start with a bare "{" line, then one document p
 TABLES = {"tickets": (Ticket, "key"), "ignored": (Ignored, "message_id"), "sent": (SentRecord, "message_id")}
 COMPACT_AT = 1 << 20  # compact once the journal is over this many bytes and over half the file's size
 DAMAGED = "move it aside and run `mailhelpdesk rebuild` to recover the tickets from the mailbox"
+TEMP_SUFFIX = ".tmp"
+
+
+def temp_pattern(state_name: str) -> re.Pattern[str]:
+    """Our compaction temp files' names: tempfile.mkstemp's, `.<state>.` and 8 of its letters, then `.tmp`
+    (optional: older versions wrote none)."""
+    return re.compile(rf"\.{re.escape(state_name)}\.[a-z0-9_]{{8}}(?P<suffix>{re.escape(TEMP_SUFFIX)})?")
+
+
+def claimed(create: Callable[[], tuple[int, str]]) -> tuple[int, str]:
+    """A new temp file, locked (flock) by this process until it closes it: a store opened meanwhile never takes
+    it for one a kill left. If a cleaner took it between its creation and the lock, another is made."""
+    for _ in range(5):
+        fd, name = create()
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            mine = os.fstat(fd)
+            there = os.stat(name, follow_symlinks=False)
+            if (mine.st_dev, mine.st_ino) == (there.st_dev, there.st_ino):
+                return fd, name
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    raise OSError(f"{name}: a temp file kept disappearing")
+
+
+def remove_abandoned(path: Path, starts: bytes | None = None, empty: bool = False) -> bool:
+    """Remove `path` if no live process holds its lock (the writer that made it was killed), it is a plain
+    file and, when `starts` is given, it begins with those bytes (`empty`: it holds nothing). Returns whether
+    it was removed."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # its writer is alive: the daemon in the middle of a compaction
+        found = os.fstat(fd)
+        if not stat.S_ISREG(found.st_mode) or (empty and found.st_size):
+            return False
+        if starts is not None and os.pread(fd, len(starts), 0) != starts:
+            return False
+        there = os.stat(path, follow_symlinks=False)
+        if (there.st_dev, there.st_ino) != (found.st_dev, found.st_ino):
+            return False
+        os.unlink(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 class NamedTable(Table):
@@ -86,13 +147,14 @@ class SnapshotStorage(Storage):
         """TinyDB's JSON, one document per line (diffable, and readable with any editor)."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+            fd, tmp = claimed(lambda: tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=TEMP_SUFFIX,
+                                                       dir=self.path.parent))
         except OSError as exc:
             raise StoreError(f"{self.path}: cannot write the state file ({exc.strerror or exc}); "
                              "its folder must be writable by this user") from None
         try:
             os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            with os.fdopen(fd, "w", encoding="utf-8", closefd=False) as handle:  # fd keeps the lock to the rename
                 handle.write(LAYOUT_MARK)
                 for number, (name, rows) in enumerate(data.items()):
                     handle.write(("\n},\n" if number else "") + json.dumps(name) + ": {")
@@ -112,6 +174,8 @@ class SnapshotStorage(Storage):
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        finally:
+            os.close(fd)
 
     def close(self) -> None:
         pass
@@ -122,6 +186,7 @@ class Journal:
 
     def __init__(self, path: Path):
         self.path = path
+        self.new_path = path.with_name(path.name + ".new")  # the empty journal before its rename
         self.end = 0  # bytes of whole lines (a torn last line, left by a kill, is cut off before the next append)
 
     def read(self, after: int) -> Iterator[dict[str, Any]]:
@@ -164,11 +229,13 @@ class Journal:
 
     def restart(self) -> None:
         """An empty journal, by rename: a reader that opened the old one keeps reading it whole."""
-        tmp = self.path.with_name(self.path.name + ".new")
+        tmp = self.new_path
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            os.close(fd)
-            os.replace(tmp, self.path)
+            fd, _ = claimed(lambda: (os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), str(tmp)))
+            try:
+                os.replace(tmp, self.path)
+            finally:
+                os.close(fd)
             fsync_dir(self.path.parent)
         except OSError as exc:
             raise StoreError(f"{self.path}: cannot start a new journal ({exc.strerror or exc})") from None
@@ -189,11 +256,40 @@ class Store:
         self.file_size = 0
         self._migrated = False
         self.partial = False  # loaded without the sent log and ignored mail (read-only commands)
+        self._tidied = False
+        self._repairs: list[str] = []
+
+    @property
+    def repairs(self) -> list[str]:
+        """What this store mended when it was first read (temp files a kill left, the archive index), in words
+        for `status` and the log; empty when all was well."""
+        return self._repairs + self.archive.repairs
+
+    def tidy(self) -> None:
+        """Once per store, before its first read: remove what killed compactions left and check the archive."""
+        if self._tidied:
+            return
+        self._tidied = True
+        pattern = temp_pattern(self.path.name)
+        try:
+            names = os.listdir(self.path.parent)
+        except OSError:
+            names = []
+        removed = [name for name in sorted(names) if (match := pattern.fullmatch(name)) and remove_abandoned(
+            self.path.parent / name, None if match["suffix"] else LAYOUT_MARK.encode() + b'"')]  # older ones:
+        # only a state copy (a probe, or anything else of that name, stays)
+        if self.journal.new_path.name in names and remove_abandoned(self.journal.new_path, empty=True):
+            removed.append(self.journal.new_path.name)
+        if removed:
+            self._repairs.append(f"removed {len(removed)} temp file(s) that killed compactions left: {', '.join(removed)}")
+            log.warning("%s: %s", self.path.parent, self._repairs[-1])
+        self.archive.check()
 
     # --- reading -------------------------------------------------------------------------------------------
 
     def open_db(self) -> StateDB:
         """The working set as a TinyDB database (the file with the journal replayed), for queries."""
+        self.tidy()
         journal = list(self.journal.read(-1))  # opened first: see the module's docstring
         db = StateDB(self.path, storage=CachingMiddleware(SnapshotStorage))
         raw = db.storage.read() or {}
