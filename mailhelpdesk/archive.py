@@ -185,9 +185,11 @@ class Archive:
             held = [(latest, 0, sizes[latest])]
             self.repairs.append(f"the archive index {why}: rebuilt from {len(sizes)} archive file(s) ({names} names)")
         else:
-            self.repairs.append(f"the archive index missed {names} name(s) of a move that was cut short: indexed")
             held = (covers.held if covers else []) + held
-        log.warning("%s: %s", self.folder, self.repairs[-1])
+            if names:  # (a torn line alone names nothing: not worth a word)
+                self.repairs.append(f"the archive index missed {names} name(s) of a move that was cut short: indexed")
+        if why or names:
+            log.warning("%s: %s", self.folder, self.repairs[-1])
         self._write_covers(sizes, held)
 
     def _index_region(self, month: str, start: int, end: int) -> int:
