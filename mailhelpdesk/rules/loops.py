@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 
 from ..model import OUR_ID_PREFIX, MessageFacts, State
 from .senders import FREE_MAIL, organisation, sender_key
 
 _DIGITS = re.compile(r"\d+")
-_TAG = re.compile(r"\[[^\]]{1,40}\]")
-_REPLY = re.compile(r"^(?:\s*(?:re|fwd?|aw|wg|sv|vs|antw|odp|rif|tr|ynt|отв|ответ|пересл)\s*(?:\[\d+\])?\s*:)+",
-                    re.IGNORECASE)
 _WORDS = re.compile(r"\W+", re.UNICODE)
 _QUOTE_HEADER = re.compile(r"^(on .{0,200} wrote:|-----original message-----|from: )", re.IGNORECASE)
 OPENING = 300  # how much of the body counts for the shape: a form letter's opening words are its own
@@ -35,7 +33,7 @@ def shape(facts: MessageFacts, free: frozenset[str] = FREE_MAIL) -> str:
     """A short fingerprint of who wrote (their company, else their address) and what (the subject and the
     opening words of the body, without digits, tags, quotes or case): the same for a robot's every answer."""
     who = organisation(facts.sender, free) or sender_key(facts.sender)
-    subject = _WORDS.sub(" ", _DIGITS.sub("", _TAG.sub(" ", _REPLY.sub("", facts.subject)))).strip().lower()
+    subject = _WORDS.sub(" ", _DIGITS.sub("", facts.title)).strip().lower()  # the title: no Re:, no tags
     lines = []
     for line in facts.body.splitlines():
         if _QUOTE_HEADER.match(line.strip()):
@@ -46,18 +44,26 @@ def shape(facts: MessageFacts, free: frozenset[str] = FREE_MAIL) -> str:
     return hashlib.sha256(f"{who}\n{subject}\n{opening}".encode()).hexdigest()[:16]
 
 
-def answers_our_mail(state: State, facts: MessageFacts, related: str) -> str:
-    """Why this message (which takes no part in ticket `related`, or in none) answers our automatic mail; ""
-    when it does not. `related` is the ticket its references, thread or subject tag point into (rules/threading)."""
+@dataclass(frozen=True)
+class Loop:
+    """Why a message answers our automatic mail, and the ticket that mail was about ("" when it names none)."""
+
+    reason: str
+    ticket: str = ""
+
+
+def answers_our_mail(state: State, facts: MessageFacts, related: str) -> Loop | None:
+    """Whether this message (which takes no part in ticket `related`, or in none) answers our automatic mail.
+    `related` is the ticket its references, thread or subject tag point into (rules/threading)."""
     ours = next((m for m in facts.thread_keys if state.is_ours(m) or m.startswith(OUR_ID_PREFIX)), "")
     if ours:
-        return f"it answers our mail {ours}" + (f" about {related}" if related else "")
+        return Loop(f"it answers our mail {ours}" + (f" about {related}" if related else ""), related)
     if facts.ticket_tag and related == facts.ticket_tag:
-        return f"it answers our mail about {related} (subject tag [{related}])"
+        return Loop(f"it answers our mail about {related} (subject tag [{related}])", related)
     quoted = _quoted_key(state, facts)
     if quoted:
-        return f"it quotes our mail about {quoted}"
-    return ""
+        return Loop(f"it quotes our mail about {quoted}", quoted)
+    return None
 
 
 def _quoted_key(state: State, facts: MessageFacts) -> str:

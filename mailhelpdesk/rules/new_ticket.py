@@ -39,7 +39,10 @@ def decide(ctx: Context, state: State, incoming: Incoming, now: datetime) -> Pla
     ticket = ticket.log(when, HistoryEvent.CREATED, f"priority {priority.value} ({reason})", due_at=ctx.due(ticket, when))
     related = find_ticket(state, incoming)
     earlier = related.related or (related.ticket.key if related.ticket else "")
-    withheld = ticket.ack_wanted and _withheld(ctx, state, incoming, ticket, earlier, when)
+    # an archived ticket's people are not known: there, only the shape counts
+    loop = loops.answers_our_mail(state, facts, earlier) if earlier in state.tickets or not earlier else None
+    earlier = earlier or (loop.ticket if loop else "")
+    withheld = ticket.ack_wanted and _withheld(ctx, state, incoming, ticket, loop, when)
     if withheld:
         ticket = ticket.log(when, HistoryEvent.ACK_WITHHELD, withheld, ack_wanted=False)
     if earlier:
@@ -58,17 +61,16 @@ def decide(ctx: Context, state: State, incoming: Incoming, now: datetime) -> Pla
     return plan
 
 
-def _withheld(ctx: Context, state: State, incoming: Incoming, ticket: Ticket, earlier: str, when: datetime) -> str:
+def _withheld(ctx: Context, state: State, incoming: Incoming, ticket: Ticket, loop: loops.Loop | None,
+              when: datetime) -> str:
     """Why this request gets no acknowledgement ("" when it gets one): a forged sender never hears from us
     (backscatter), and a loop is stopped by what it is (rules/loops.py)."""
     facts = incoming.facts
     forged = sender_failed(verdict(facts.auth_headers, ctx.config.commands.trusted_authserv_id), facts.sender)
     if forged:
         return f"{forged}: the sender may be forged"
-    if earlier in state.tickets or not earlier:  # an archived ticket's people are not known: only the shape counts
-        loop = loops.answers_our_mail(state, facts, earlier)
-        if loop:
-            return f"{loop}, from {facts.sender}, who takes no part in it: a robot's or a forwarded answer"
+    if loop is not None:
+        return f"{loop.reason}, from {facts.sender}, who takes no part in it: a robot's or a forwarded answer"
     previous = state.tickets.get(state.index.get(shape_key(ticket.shape), ""))
     window = timedelta(hours=ctx.config.autoreply.same_shape_hours)
     if previous is not None and timedelta(0) <= when - previous.created_at <= window:
