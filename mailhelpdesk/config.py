@@ -456,9 +456,9 @@ def _check(config: Config, path: Path) -> None:
     except ValueError as exc:
         raise ConfigError(f"{path}: [resolution] close_after: {exc}") from None
     try:
-        from apscheduler.triggers.cron import CronTrigger
+        from .digest import cron_trigger
 
-        CronTrigger.from_crontab(config.digest.schedule, timezone=h.timezone)
+        cron_trigger(config.digest.schedule, h.timezone)
     except ValueError as exc:
         raise ConfigError(f"{path}: [digest] schedule {config.digest.schedule!r} is not a cron expression "
                           f"(minute hour day month weekday, e.g. \"0 9 * * 1-5\"): {exc}") from None

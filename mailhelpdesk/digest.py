@@ -23,10 +23,43 @@ def decide(ctx: "Context", state: State, tick: Tick, now: datetime) -> Plan:
 
 
 def next_fire(schedule: str, tz, after: datetime) -> datetime:
+    return cron_trigger(schedule, tz).get_next_fire_time(None, after)
+
+
+DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def cron_trigger(schedule: str, tz):
+    """APScheduler's trigger for a crontab line, read as cron reads it. APScheduler 3 counts the weekday from
+    0 = Monday (its own convention, also in `from_crontab`), so "0 9 * * 1-5" would fire Tuesday to Saturday:
+    the weekday field is turned into day names first (0 and 7 are Sunday, as in cron)."""
     from apscheduler.triggers.cron import CronTrigger
 
-    trigger = CronTrigger.from_crontab(schedule, timezone=tz)
-    return trigger.get_next_fire_time(None, after)
+    fields = schedule.split()
+    if len(fields) == 5:
+        fields[4] = _weekday_names(fields[4])
+    return CronTrigger.from_crontab(" ".join(fields), timezone=tz)
+
+
+def _weekday_names(field: str) -> str:
+    """`1-5` -> `mon,tue,wed,thu,fri`, `*/2` -> `sun,tue,thu,sat`; names and `*` stay as they are."""
+    if field == "*" or any(c.isalpha() for c in field):
+        return field
+    days: set[int] = set()
+    for part in field.split(","):
+        span, _, step = part.partition("/")
+        if span == "*":
+            first, last = 0, 6
+        elif "-" in span:
+            first, last = (int(x) for x in span.split("-", 1))
+        else:
+            first = last = int(span)
+            if step:
+                last = 6
+        if not (0 <= first <= 7 and 0 <= last <= 7 and first <= last):
+            raise ValueError(f"weekday {part!r} is not between 0 and 7 (0 and 7 are Sunday)")
+        days.update(d % 7 for d in range(first, last + 1, int(step or 1)))
+    return ",".join(DAY_NAMES[d] for d in sorted(days))
 
 
 def digests_due(ctx: "Context", state: State, now: datetime) -> Plan:
