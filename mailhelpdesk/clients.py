@@ -19,7 +19,6 @@ from .mailbox.gmail import COLOURS
 from .mailbox.imap import keyword
 from .model import Priority, Status
 
-CLIENTS = ("thunderbird", "apple-mail", "outlook")
 
 # agents' tags get distinct, readable colours (Gmail palette backgrounds, so both clients look alike)
 AGENT_COLOURS = ("#4a86e8", "#8e63ce", "#2a9c68", "#e07798", "#3c78d8", "#b99aff", "#0b804b", "#b65775",

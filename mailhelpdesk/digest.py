@@ -3,10 +3,10 @@ overdue tickets and yesterday's figures. Pure: the schedule is read with APSched
 
 from __future__ import annotations
 
-import statistics
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from .mail import hours_text
 from .model import HistoryEvent, MailKind, Plan, SendMail, State, Status, Tick, Ticket
 from .sla_state import sla_state, work_order
 
@@ -136,30 +136,20 @@ def build_digests(ctx: "Context", state: State, now: datetime) -> list[SendMail]
 
 
 def yesterday(state: State, tz, now: datetime) -> dict:
-    """Yesterday's figures in the helpdesk's time zone."""
+    """Yesterday's figures in the helpdesk's time zone: the `report` command's figures for that day (one
+    computation: report.compute_report), in the words the lead's digest shows."""
+    from .report import compute_report
+
     end = datetime.combine(now.astimezone(tz).date(), datetime.min.time(), tz)
     start = end - timedelta(days=1)
-
-    def within(value: datetime | None) -> bool:
-        return value is not None and start <= value < end
-
-    tickets = list(state.tickets.values())
-    responses = [t.first_response_at - t.created_at for t in tickets if within(t.first_response_at)]
+    total = compute_report(state.tickets.values(), tz, start, end, now).total
     return {
         "date": start.date(),
-        "opened": sum(within(t.created_at) for t in tickets),
-        "first_responses": len(responses),
-        "median_first_response": _median_text(responses),
-        "resolved": sum(within(t.resolved_at) for t in tickets),
-        "breaches": sum(1 for t in tickets for h in t.history
-                        if h.what == HistoryEvent.ESCALATION_BREACH and within(h.at)),
-        "ratings": [t.rating for t in tickets if t.rating and any(h.what == HistoryEvent.RATED and within(h.at) for h in t.history)],
+        "opened": total.opened,
+        "first_responses": total.responded,  # of the tickets opened that day, as in `report`
+        "median_first_response": "-" if total.median_first_response_h is None
+        else hours_text(timedelta(hours=total.median_first_response_h)),
+        "resolved": total.resolved,
+        "breaches": total.breaches,
+        "ratings": [rating for rating, count in total.ratings.items() for _ in range(count)],
     }
-
-
-def _median_text(values: list[timedelta]) -> str:
-    if not values:
-        return "-"
-    middle = statistics.median_high(values)  # a real duration, the upper one of an even count
-    minutes = int(middle.total_seconds() // 60)
-    return f"{minutes // 60} h {minutes % 60:02d} min"

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from .config import Config
 from .mailbox.capabilities import capabilities
-from .model import OUR_ID_PREFIX, TO_CUSTOMER, MailKind, MessageFacts, SendMail, State, Ticket
+from .model import OUR_ID_PREFIX, TO_CUSTOMER, MailKind, MessageFacts, SendMail, State, Step, Ticket
 from .rules.commands import known_commands
 from .rules.rating import RATINGS
 from .sla import describe_due
@@ -165,17 +165,14 @@ class MailFactory:
         return self._mail(MailKind.ACKNOWLEDGEMENT, f"ack:{ticket.key}", ticket.customer, rendered, ticket=ticket,
                           in_reply_to=first, references=(first,))
 
-    def ack_message_id(self, ticket_key: str) -> str:
-        return self.message_id(f"ack:{ticket_key}")
-
-    def reminder(self, ticket: Ticket, step: str, to: str, now: datetime) -> SendMail:
+    def reminder(self, ticket: Ticket, step: Step, to: str, now: datetime) -> SendMail:
         key = f"{step}:{ticket.key}:{ticket.due_at:%Y%m%dT%H%M}:{to}"  # a new due time (wait, priority): a new ladder
         since = ticket.waiting_since or ticket.created_at
         context = dict(self.context(ticket, now), step=step, waited=hours_text(self.calendar.elapsed(since, now)),
                        waited_wall=hours_text(now - since), link=self.link(ticket),
                        target=self.config.sla.first_response.get(ticket.priority.value, "24h"))
         first = ticket.message_ids[0]
-        return self._mail(MailKind.escalation(step), key, to, self.render("reminder", context), ticket=ticket,
+        return self._mail(step.kind, key, to, self.render("reminder", context), ticket=ticket,
                           in_reply_to=first, references=(first,), html=False)
 
     def resolution_key(self, ticket: Ticket) -> str:

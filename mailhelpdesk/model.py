@@ -44,10 +44,6 @@ class MailKind(StrEnum):
     BACKLOG_SUMMARY = "backlog summary"
     NOTICES = "notices"  # several notices to one agent or lead, batched into one mail (duties/notices.py)
 
-    @classmethod
-    def escalation(cls, step: str) -> MailKind:
-        return cls(f"escalation {step}")
-
 
 
 TO_CUSTOMER = frozenset({MailKind.ACKNOWLEDGEMENT, MailKind.RESOLUTION})  # the rest: notices to agents and leads
@@ -84,9 +80,29 @@ class HistoryEvent(StrEnum):
     COULD_NOT_SEND = "could not send"
     DUTY_FAILED = "duty failed"
 
+
+
+class Step(StrEnum):
+    """A rung of the escalation ladder (rules/escalation.py); stored as its value (`Ticket.escalations`, records)."""
+
+    WARN = "warn"  # the assignee, before the breach
+    BREACH = "breach"  # the assignee, at the breach (and the Overdue label)
+    LEAD = "lead"  # the leads, `escalate_after` past the breach
+
+    @property
+    def kind(self) -> MailKind:
+        """The mail that announces this step."""
+        return MailKind(f"escalation {self.value}")
+
+    @property
+    def event(self) -> HistoryEvent:
+        """The history entry that records it."""
+        return HistoryEvent(f"escalation: {self.value}")
+
     @classmethod
-    def escalation(cls, step: str) -> HistoryEvent:
-        return cls(f"escalation: {step}")
+    def of_kind(cls, kind: str) -> Step | None:
+        """The step a mail of this kind announces (None: no escalation mail)."""
+        return next((step for step in cls if step.kind == kind), None)
 
 
 class IgnoreReason(StrEnum):
@@ -149,7 +165,6 @@ class MessageFacts:
     body: str = ""
     ours: str = ""
     our_kind: str = ""
-    auth_results: str = ""
     auth_headers: tuple[AuthHeader, ...] = ()  # Authentication-Results, topmost first (rules/authentication.py)
     from_addresses: tuple[str, ...] = ()  # every address of every From: header (commands need exactly one)
     has_attachments: bool = False
@@ -271,7 +286,7 @@ class Ticket:
     due_at: datetime | None = None
     waiting_since: datetime | None = None
     ack_wanted: bool = False
-    escalations: tuple[str, ...] = ()
+    escalations: tuple[Step, ...] = ()
     rating: str | None = None
     message_ids: tuple[str, ...] = ()
     refs: tuple[str, ...] = ()

@@ -127,7 +127,6 @@ def parse_message(raw: bytes, ticket_prefix: str = "HD") -> MessageFacts:
         body=_guard(lambda: _body_text(msg, hints)[:BODY_LIMIT], "", "body", defects),
         ours=header("X-Mailhelpdesk-Ticket"),
         our_kind=header("X-Mailhelpdesk-Kind"),
-        auth_results=" ; ".join(_all(msg, "Authentication-Results", hints)),
         auth_headers=_guard(lambda: tuple(parse_header(v) for v in _all(msg, "Authentication-Results", hints)), (),
                             "authentication-results", defects),
         from_addresses=_guard(lambda: _from_addresses(msg, hints), (), "from", defects),

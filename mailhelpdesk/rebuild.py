@@ -14,18 +14,15 @@ from datetime import datetime, timedelta
 from typing import Callable
 
 from .config import Config
-from .daemon import Helpdesk, in_order
+from . import transitions
+from .daemon import in_order
 from .engine import Engine
 from .mail import ID_SECRET, MailFactory
 from .mailbox.base import Mailbox
-from .model import ArchiveLookup, Incoming, MailKind, SentRecord, State, Status, Ticket
+from .model import ArchiveLookup, Incoming, MailKind, SentRecord, State, Status, Step, Ticket
 from .parse import parse_message
 from .records import SEQ_CURSOR, entry_fingerprint, folder_name, read_records
 from .rules.senders import sender_key
-
-
-def rebuild_state(helpdesk: Helpdesk, now: datetime) -> State:
-    return rebuild_from(helpdesk.config, helpdesk.mailbox, now)
 
 
 def rebuild_from(config: Config, mailbox: Mailbox, now: datetime,
@@ -81,8 +78,8 @@ def rebuild_from(config: Config, mailbox: Mailbox, now: datetime,
                 state.sender_log.setdefault(sender_key(facts.to[0]), []).append(when)
         elif kind == MailKind.RESOLUTION:
             notices[facts.ours] = max(notices.get(facts.ours, when), when)
-        elif kind.startswith("escalation "):
-            steps.setdefault(facts.ours, set()).add(kind.split(" ", 1)[1])
+        elif Step.of_kind(kind) is not None:
+            steps.setdefault(facts.ours, set()).add(Step.of_kind(kind))
     known_keys.update({entry.request: key for key, entry in entries.items()})  # records win: written for every ticket
     numbers = [int(k.rsplit("-", 1)[1]) for k in [*known_keys.values(), *entries]]
     state.next_number = max(numbers, default=0) + 1  # a key once given is never given again
@@ -143,14 +140,11 @@ def _from_labels(engine: Engine, ticket, labels_of: dict[str, frozenset[str]]):
         reading = engine.labels.read(labels)
         if not reading.statuses:
             continue
-        changes = {"status": reading.statuses[0], "labels_applied": tuple(sorted(labels))}
+        changes = {"labels_applied": tuple(sorted(labels))}
         if reading.priorities:
             changes["priority"] = reading.priorities[0]
         changes["assignee"] = reading.assignees[0] if reading.assignees else None
         unlabelled = tuple(r for r in ticket.refs if engine.labels.ours(labels_of.get(r, frozenset())) != labels)
-        ticket = dataclasses.replace(ticket, unlabelled=unlabelled, **changes)
-        if ticket.status.value != "open":
-            ticket = dataclasses.replace(ticket, waiting_since=None, ack_wanted=False)
-        return ticket
+        return transitions.restored(dataclasses.replace(ticket, unlabelled=unlabelled, **changes), reading.statuses[0])
     return ticket
 

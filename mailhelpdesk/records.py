@@ -30,7 +30,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from typing import Iterable
 
-from .model import State, Status, Ticket
+from .model import State, Status, Step, Ticket
 
 RECORD_HEADER = "X-Mailhelpdesk-Record"
 SEQ_HEADER = "X-Mailhelpdesk-Record-Seq"
@@ -51,7 +51,7 @@ class Entry:
 
     key: str
     request: str  # Message-ID of the message that opened the ticket
-    escalations: tuple[str, ...] = ()
+    escalations: tuple[Step, ...] = ()
     due: str = ""  # ISO due time the escalation steps belong to ("" when none were taken)
     seq: int = 0
     resolved: str = ""  # ISO time it was resolved, while it is ("" when it is not)
@@ -172,7 +172,7 @@ def _entry(line: str, seq: int, key_form: re.Pattern[str]) -> Entry | None:
     resolved = data.get("resolved", "")
     if not (isinstance(key, str) and key == head and key_form.match(key) and isinstance(request, str) and request):
         return None
-    if not (isinstance(steps, list) and all(s in ("warn", "breach", "lead") for s in steps) and isinstance(due, str)):
+    if not (isinstance(steps, list) and all(s in set(Step) for s in steps) and isinstance(due, str)):
         return None
     if not isinstance(resolved, str):
         return None
@@ -182,7 +182,7 @@ def _entry(line: str, seq: int, key_form: re.Pattern[str]) -> Entry | None:
                 return None
         except ValueError:
             return None
-    return Entry(key, request, tuple(steps), due, seq, resolved)
+    return Entry(key, request, tuple(Step(s) for s in steps), due, seq, resolved)
 
 
 def entry_fingerprint(entry: Entry) -> str:

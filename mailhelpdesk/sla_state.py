@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from datetime import datetime
 
-from .model import HistoryEvent, Status, Ticket
+from .model import HistoryEvent, Status, Step, Ticket
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class SlaState:
         late_answer = due is not None and ticket.first_response_at is not None and ticket.first_response_at > due
         ended = ticket.resolved_at or ticket.closed_at or self.now  # a ticket closed unanswered waited until then
         never_answered = due is not None and ticket.first_response_at is None and ended > due
-        return (self.overdue or late_answer or never_answered or "breach" in ticket.escalations
+        return (self.overdue or late_answer or never_answered or Step.BREACH in ticket.escalations
                 or ticket.logged(HistoryEvent.ESCALATION_BREACH))
 
 

@@ -146,7 +146,7 @@ def sample_contexts(config: Any) -> dict[str, list[dict[str, Any]]]:
     from .config import AgentConfig
     from .context import Context
     from .mail import MailFactory
-    from .model import NOTICE_KINDS, HistoryEntry, HistoryEvent, Priority, State, Ticket
+    from .model import NOTICE_KINDS, HistoryEntry, HistoryEvent, Priority, State, Step, Ticket
     from .parse import parse_message
 
     captured: dict[str, list[dict[str, Any]]] = {}
@@ -185,7 +185,7 @@ def sample_contexts(config: Any) -> dict[str, list[dict[str, Any]]]:
         lambda: mail.acknowledgement(ticket, now),
         lambda: mail.assignment(state, ticket, now),
         lambda: mail.resolution(ticket, f"resolved:{ticket.key}", now),
-        *(lambda step=step: mail.reminder(ticket, step, agents[0].email, now) for step in ("warn", "breach", "lead")),
+        *(lambda step=step: mail.reminder(ticket, step, agents[0].email, now) for step in Step),
         lambda: mail.notices(agents[0].email, {kind: [ticket, earlier] for kind in NOTICE_KINDS}, now),
         lambda: digest.build_digests(ctx, state, now),
         lambda: digest.backlog_summaries(ctx, state, now),

@@ -42,6 +42,14 @@ def set_status(ticket: Ticket, status: Status, now: datetime, how: str, due: Due
                  due)
 
 
+def restored(ticket: Ticket, status: Status) -> Ticket:
+    """`rebuild`: the status the labels show, read back rather than changed (no history: nothing happened now);
+    a ticket that is not open waits for nobody. Its times are restored by the caller (resolved_at from records)."""
+    if status == Status.OPEN:
+        return dataclasses.replace(ticket, status=status)
+    return dataclasses.replace(ticket, status=status, waiting_since=None, ack_wanted=False)
+
+
 def set_priority(ticket: Ticket, priority: Priority, now: datetime, how: str, due: Due,
                  event: HistoryEvent = HistoryEvent.PRIORITY_SET) -> Ticket:
     return timed(ticket.log(now, event, f"{priority.value} ({how})", priority=priority), due)

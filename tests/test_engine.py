@@ -347,6 +347,18 @@ def test_ignored_mail_becomes_a_ticket_when_an_agent_gives_it_a_status():
     assert desk.state.ignored["<ooo2@corp.example>"].ticket == "HD-1"
 
 
+def test_ignored_mail_promoted_straight_to_resolved_is_resolved_now_and_closes_in_time():
+    desk = Desk()
+    desk.feed("exchange_ooo.eml", ref="INBOX:1:7")
+    labels = frozenset({"Helpdesk/Ignored", "Helpdesk/Status/Resolved"})
+    desk.state.merge(desk.engine.on_labels(desk.state, [("INBOX:1:7", labels)], NOW))
+    t = desk.ticket()
+    assert (t.status, t.resolved_at, t.waiting_since) == (Status.RESOLVED, NOW, None)
+    assert any(h.what == "status" and "open -> resolved" in h.detail for h in t.history)
+    desk.tick(NOW + timedelta(days=4))  # [resolution] close_after = 3d
+    assert desk.ticket().status == Status.CLOSED
+
+
 @pytest.mark.parametrize(
     "subject, title",
     [

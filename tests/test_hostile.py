@@ -72,7 +72,7 @@ def check_facts(facts: MessageFacts) -> None:
     """What the engine may rely on, whatever the bytes were."""
     assert isinstance(facts, MessageFacts)
     for name in ("message_id", "subject", "title", "sender", "sender_name", "reply_to", "ticket_tag", "automatic",
-                 "ours", "our_kind", "auth_results"):
+                 "ours", "our_kind"):
         value = getattr(facts, name)
         assert isinstance(value, str), name
         assert not CONTROL.search(value), (name, value[:200])  # one line, no NUL, no control characters

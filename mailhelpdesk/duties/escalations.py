@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from ..context import Context
-from ..model import HistoryEvent, MailKind, Plan, State, Tick
+from ..model import Plan, State, Step, Tick
 from ..rules.escalation import due_steps
 from ..sla import parse_duration
 from . import isolated
@@ -25,17 +25,16 @@ def decide(ctx: Context, state: State, tick: Tick, now: datetime) -> Plan:
                               quiet=tick.first_run)
             if not steps:
                 continue
-            for step in steps:
-                ticket = ticket.log(now, HistoryEvent.escalation(step.name),
-                                    "" if step.announce else "backlog, not mailed",
-                                    escalations=ticket.escalations + (step.name,))
-                if not step.announce:
+            for due in steps:
+                ticket = ticket.log(now, due.step.event, "" if due.announce else "backlog, not mailed",
+                                    escalations=ticket.escalations + (due.step,))
+                if not due.announce:
                     continue
                 agent = ctx.config.agent_by_name(ticket.assignee or "")
-                recipients = leads if step.name == "lead" or agent is None else (agent.email,)
+                recipients = leads if due.step == Step.LEAD or agent is None else (agent.email,)
                 for to in recipients:
-                    ctx.notify(plan, MailKind.escalation(step.name), ticket, now, to=to)
+                    ctx.notify(plan, due.step.kind, ticket, now, to=to)
             plan.put(ticket)
-            plan.notes.append(f"{ticket.key}: escalation {', '.join(s.name for s in steps)}")
+            plan.notes.append(f"{ticket.key}: escalation {', '.join(s.step for s in steps)}")
             ctx.sync_labels(plan, ticket, now)
     return plan

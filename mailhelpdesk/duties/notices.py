@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from ..context import Context
-from ..model import HELD_NOTICES, NOTICE_KINDS, MailKind, Notice, Plan, State, Tick, Ticket
+from ..model import HELD_NOTICES, NOTICE_KINDS, MailKind, Notice, Plan, State, Step, Tick, Ticket
 from ..outbox import pointless
 
 NAME = "notices"
@@ -71,7 +71,9 @@ def _mail(ctx: Context, state: State, to: str, notices: list[tuple[Notice, Ticke
         notice, ticket = notices[0]
         if notice.kind == MailKind.ASSIGNMENT:
             return ctx.mail.assignment(state, ticket, now)
-        return ctx.mail.reminder(ticket, notice.kind.value.split(" ", 1)[1], to, now)
+        step = Step.of_kind(notice.kind)
+        assert step is not None, notice.kind
+        return ctx.mail.reminder(ticket, step, to, now)
     grouped: dict[MailKind, list[Ticket]] = {}
     for kind in ORDER:
         grouped[kind] = sorted((t for n, t in notices if n.kind == kind), key=lambda t: (t.priority.rank, t.number))

@@ -81,8 +81,10 @@ def _promote_ignored(ctx: Context, state: State, message_id: str, labels: frozen
     incoming = Incoming(ref=record.ref, folder_role="inbox", facts=facts, received_at=record.at)
     plan = new_ticket.decide(ctx, state, incoming, now)
     ticket = next(iter(plan.tickets.values()))
-    ticket = plan.put(ticket.log(now, HistoryEvent.CREATED_FROM_IGNORED, record.reason, ack_wanted=False,
-                                 status=reading.statuses[0]))
+    ticket = ticket.log(now, HistoryEvent.CREATED_FROM_IGNORED, record.reason, ack_wanted=False)
+    if reading.statuses[0] != ticket.status:  # straight to Resolved: resolved now, so it closes in time
+        ticket = transitions.set_status(ticket, reading.statuses[0], now, "label on ignored mail", ctx.due)
+    ticket = plan.put(ticket)
     plan.actions = [a for a in plan.actions if not isinstance(a, SendMail)]
     plan.ignored[message_id] = dataclasses.replace(record, ticket=ticket.key)
     plan.actions.append(SetLabels((record.ref,), frozenset(), frozenset({ctx.labels.ignored})))

@@ -10,21 +10,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ..model import Ticket
+from ..model import Step, Ticket
 from ..sla_state import sla_state
 
 ANNOUNCE_WITHIN = timedelta(hours=24)  # a step crossed longer ago (a backlog) is recorded, not mailed
 
 
 @dataclass(frozen=True)
-class Step:
-    name: str  # "warn" | "breach" | "lead"
+class Due:
+    """A step of the ladder a ticket has reached: when, and whether it is recent enough to be mailed."""
+
+    step: Step
     at: datetime  # when its threshold was crossed
     announce: bool
 
 
 def due_steps(ticket: Ticket, warn_at: float, escalate_after: timedelta, has_leads: bool, calendar,
-              now: datetime, quiet: bool = False) -> list[Step]:
+              now: datetime, quiet: bool = False) -> list[Due]:
     """The ladder's steps this ticket has reached in its current wait and not yet taken (each at most once).
 
     ``quiet`` (the first run over a backlog) records the steps without mailing anyone.
@@ -33,16 +35,16 @@ def due_steps(ticket: Ticket, warn_at: float, escalate_after: timedelta, has_lea
     if not state.waiting or state.due_at is None:
         return []  # answered, or waiting for the customer: the ladder stops
     taken = set(ticket.escalations)
-    if "breach" in taken and (not has_leads or "lead" in taken):
+    if Step.BREACH in taken and (not has_leads or Step.LEAD in taken):
         return []  # the ladder's end reached (most waiting tickets of a busy day): nothing to compute
     start = ticket.waiting_since
-    thresholds = [("breach", state.due_at)]
-    if not taken & {"warn", "breach"}:
-        thresholds.insert(0, ("warn", calendar.add(start, calendar.elapsed(start, state.due_at) * warn_at)))
+    thresholds = [(Step.BREACH, state.due_at)]
+    if not taken & {Step.WARN, Step.BREACH}:
+        thresholds.insert(0, (Step.WARN, calendar.add(start, calendar.elapsed(start, state.due_at) * warn_at)))
     if has_leads:
-        thresholds.append(("lead", calendar.add(state.due_at, escalate_after)))
-    steps = [Step(name, at, not quiet and now - at <= ANNOUNCE_WITHIN)
-             for name, at in thresholds if name not in ticket.escalations and at <= now]
-    if any(s.name == "breach" for s in steps):  # a warning after the breach would only be noise
-        steps = [s if s.name != "warn" else Step("warn", s.at, False) for s in steps]
+        thresholds.append((Step.LEAD, calendar.add(state.due_at, escalate_after)))
+    steps = [Due(step, at, not quiet and now - at <= ANNOUNCE_WITHIN)
+             for step, at in thresholds if step not in taken and at <= now]
+    if any(s.step == Step.BREACH for s in steps):  # a warning after the breach would only be noise
+        steps = [Due(s.step, s.at, False) if s.step == Step.WARN else s for s in steps]
     return steps

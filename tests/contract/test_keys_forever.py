@@ -17,7 +17,7 @@ from corpus import build_corpus
 
 from backends import GmailBackend, ImapBackend, addressed_to
 from mailhelpdesk.model import HistoryEvent
-from mailhelpdesk.rebuild import rebuild_state
+from mailhelpdesk.rebuild import rebuild_from
 from mailhelpdesk.store import Store
 from test_behaviour import backend, desk  # noqa: F401  (fixtures)
 
@@ -94,7 +94,7 @@ def run_scenario(backend) -> dict:
     desk.close()
 
     desk.store.path.unlink()  # the state is lost
-    rebuilt = rebuild_state(backend.helpdesk(lambda: when), when)
+    rebuilt = rebuild_from(backend.config, backend.helpdesk(lambda: when).mailbox, when)
     after = snapshot(rebuilt)
     missing = sorted(set(before) - set(after), key=lambda k: before[k])
     assert not missing, [(k, before[k], [(k2, v) for k2, v in after.items() if v[0] == before[k][0]]) for k in missing[:5]]
@@ -181,7 +181,7 @@ def test_forged_headers_in_customers_mail_change_no_key_and_no_counter(desk, bac
     desk.close()
     desk.store.path.unlink()
 
-    state = rebuild_state(backend.helpdesk(lambda: later), later)  # no ValueError
+    state = rebuild_from(backend.config, backend.helpdesk(lambda: later).mailbox, later)  # no ValueError
     assert snapshot(state) == snapshot_before
     assert {t.message_ids[0]: k for k, t in state.tickets.items() if t.message_ids[0] in before} == before
     assert state.next_number == max(t.number for t in state.tickets.values()) + 1 < 100

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from mailhelpdesk.errors import StateLostError
-from mailhelpdesk.rebuild import rebuild_state
+from mailhelpdesk.rebuild import rebuild_from
 from mailhelpdesk.store import Store
 from test_behaviour import NOW, backend, desk  # noqa: F401  (fixtures)
 
@@ -44,7 +44,7 @@ def test_a_lost_state_file_stops_the_daemon_with_one_line_until_rebuild(desk, ba
     assert any(line.startswith("STATE LOST:") for line in lines), lines
 
     fresh = backend.helpdesk(lambda: NOW + timedelta(minutes=10))
-    Store(path).save(rebuild_state(fresh, NOW + timedelta(minutes=10)))
+    Store(path).save(rebuild_from(fresh.config, fresh.mailbox, NOW + timedelta(minutes=10)))
     fresh.close()
     again = backend.helpdesk(lambda: NOW + timedelta(minutes=11))
     again.run_pass()

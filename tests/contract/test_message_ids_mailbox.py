@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from mailhelpdesk.mail import ID_SECRET, OUR_ID_PREFIX
 from mailhelpdesk.model import State
-from mailhelpdesk.rebuild import rebuild_state
+from mailhelpdesk.rebuild import rebuild_from
 from mailhelpdesk.records import SECRET_HEADER, folder_name, read_records
 from mailhelpdesk.store import Store
 from test_behaviour import OPEN, RESOLVED, backend  # noqa: F401  (fixture)
@@ -105,7 +105,7 @@ def lose_and_rebuild(backend, desk, clock) -> State:
     desk.close()
     desk.store.path.unlink()
     clock.now += timedelta(minutes=5)
-    state = rebuild_state(backend.helpdesk(clock), clock.now)
+    state = rebuild_from(backend.config, backend.helpdesk(clock).mailbox, clock.now)
     Store(desk.store.path).save(state)
     return state
 

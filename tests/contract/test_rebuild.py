@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from mailhelpdesk.rebuild import rebuild_state
+from mailhelpdesk.rebuild import rebuild_from
 from mailhelpdesk.store import Store
 from test_behaviour import NOW, OPEN, RESOLVED, backend, desk, eml  # noqa: F401  (fixtures)
 
@@ -29,7 +29,7 @@ def test_rebuild_after_losing_the_state_file_sends_nothing_twice(desk, backend):
     path = desk.store.path
     path.unlink()  # the state is lost
     fresh = backend.helpdesk(lambda: NOW + timedelta(minutes=10))
-    state = rebuild_state(fresh, NOW + timedelta(minutes=10))
+    state = rebuild_from(fresh.config, fresh.mailbox, NOW + timedelta(minutes=10))
     assert snapshot(state) == before
     assert {r.kind for r in state.sent.values()} >= {"acknowledgement", "resolution"}  # first run: no notices
     Store(path).save(state)
