@@ -93,9 +93,13 @@ def state_location(config) -> Path:
 
 def start_up_checks(helpdesk, send: bool = True) -> None:
     """`run`, before the first pass: log in to the mailbox (and SMTP when we may send). A mistake here stops `run`
-    with one line (exit 2) instead of a daemon that retries for ever; once it runs, faults are retried."""
+    with one line (exit 2) instead of a daemon that retries for ever; once it runs, faults are retried. An SMTP
+    server that is not there or busy for now is no mistake: the helpdesk starts, and mail waits in the outbox."""
     import logging
 
+    from .errors import SmtpUnavailableError
+
+    log = logging.getLogger("mailhelpdesk")
     helpdesk.mailbox.connect()
     try:
         what = helpdesk.mailbox.describe()
@@ -108,9 +112,14 @@ def start_up_checks(helpdesk, send: bool = True) -> None:
     if send and capabilities(helpdesk.config).sends_by_smtp:
         from .smtp import SmtpSender
 
-        smtp = "; " + SmtpSender(helpdesk.config.smtp).check()
+        try:
+            smtp = "; " + SmtpSender(helpdesk.config.smtp).check()
+        except SmtpUnavailableError as exc:  # down, refusing, silent, 421: start anyway, send once it answers
+            log.warning("%s; starting anyway: mail waits in the outbox and goes once the SMTP server answers", exc)
+            helpdesk.sending_failed(str(exc))
+            smtp = "; SMTP unavailable for now (mail waits)"
     what = [line for line in what if not line.startswith("capabilities:")]  # `check` lists them all
-    logging.getLogger("mailhelpdesk").info(
+    log.info(
         "mailhelpdesk starting: %s%s; %d agent(s); state %s; %s", "; ".join(what), smtp, len(config.agents),
         helpdesk.store.path, mode)
 
@@ -197,7 +206,10 @@ def run_daemon(config_path: Path, once: bool, dry_run: bool, echo: Callable[[str
         return
     show(report)
     tickets = len(helpdesk.state.tickets)
-    echo(f"pass done: {report.messages} new message(s), {len(report.done)} action(s); {tickets} ticket(s) in total")
+    waiting = sum(1 for r in helpdesk.state.sent.values() if not r.done)
+    failing = helpdesk.sending.reason if helpdesk.sending.failing_since else ""
+    echo(f"pass done: {report.messages} new message(s), {len(report.done)} action(s); {tickets} ticket(s) in total"
+         + (f"; {waiting} mail(s) wait in the outbox" if waiting else "") + (f" (sending fails: {failing})" if failing else ""))
 
 
 class Progress:
@@ -509,7 +521,7 @@ def sending_line(config, sent: int, waiting: int) -> str:
 
 def show_status(config_path: Path, echo: Callable[[str], None], now: datetime | None = None) -> int:
     """`mailhelpdesk status`: health for humans and for monitoring (exit 1 when stale). Needs no password."""
-    from .health import Health, summary
+    from .health import Health, Sending, summary
 
     config = load_config(config_path, secrets=False)
     path = config.resolve(config.helpdesk.state_file)
@@ -537,6 +549,14 @@ def show_status(config_path: Path, echo: Callable[[str], None], now: datetime | 
              f"requests not acknowledged ([autoreply] max_per_hour = {limited.get('limit', '?')}); a flood or a "
              f"mail loop? see `mailhelpdesk tickets`")
     echo(sending_line(config, figures["sent_last_day"], figures["waiting"]))
+    sending = Sending.restored(health.get("sending"))
+    for line in sending_health(sending, figures["waiting"], config.helpdesk.tz, now):
+        echo(line)
+    withheld = figures.get("acks_withheld_7d", 0)
+    if withheld:
+        echo(f"acknowledgements withheld (7 days): {withheld} (see `mailhelpdesk tickets`)")
+    if health.get("clock"):
+        echo(clock_line(health["clock"], config.helpdesk.tz))
     broken = figures["template_error"]
     if broken.get("at") and now - datetime.fromisoformat(broken["at"]) < timedelta(hours=24):
         echo(f"TEMPLATE ERROR at {broken['at']}: {broken.get('error', '?')}; fix it (`mailhelpdesk check` names "
@@ -551,4 +571,37 @@ def show_status(config_path: Path, echo: Callable[[str], None], now: datetime | 
     lost = bool(health.get("state_written")) and not (path.exists() and path.stat().st_size)
     if lost:  # a daemon ran here, and its state is gone: it refuses to start until `rebuild` (daemon.py)
         echo(f"STATE LOST: {path} is missing or empty; run `mailhelpdesk rebuild`")
-    return 1 if stale or lost or health.get("unsaved") else 0
+    # monitoring hears of an outage that lasts (customers get no acknowledgement), not of a passing one
+    down = sending.failing_since is not None and (now - sending.failing_since).total_seconds() > config.mailbox.stale_after
+    return 1 if stale or lost or health.get("unsaved") or down else 0
+
+
+RECOVERY_SHOWN = timedelta(hours=24)  # `status` mentions an outage that ended this long ago
+
+
+def sending_health(sending, waiting: int, tz, now: datetime) -> list[str]:
+    """`status`'s words on an SMTP outage (a health.Sending as the daemon left it): failing since when, why, and
+    what waits; or when the last one ended, for a day."""
+
+    def at(moment: datetime) -> str:
+        return f"{moment.astimezone(tz):%Y-%m-%d %H:%M %Z}"
+
+    if sending.failing_since is not None:
+        return [f"SENDING FAILING since {at(sending.failing_since)}: {sending.reason or 'the SMTP server does not take mail'}; "
+                f"{waiting} mail(s) waiting in the outbox (they go once the server answers)"]
+    if sending.recovered_at is not None and now - sending.recovered_at < RECOVERY_SHOWN:
+        lasted = f" after failing since {at(sending.failed_from)}" if sending.failed_from else ""
+        return [f"sending recovered at {at(sending.recovered_at)}{lasted}"]
+    return []
+
+
+def clock_line(data: dict, tz) -> str:
+    """`status`'s words while the daemon does not trust the system clock (clock_guard.py)."""
+    from .clock_guard import span
+
+    off = timedelta(seconds=float(data.get("off") or 0))
+    deciding = datetime.fromisoformat(data["deciding_on"]).astimezone(tz)
+    way = "ahead of" if off > timedelta(0) else "behind"
+    return (f"CLOCK: the system clock is {span(off)} {way} the time the daemon decides on ({deciding:%Y-%m-%d %H:%M %Z}): "
+            "timed duties (reminders, escalations, digests) follow that time until mail from the server confirms the "
+            "system clock; check the machine's time synchronisation (timedatectl)")

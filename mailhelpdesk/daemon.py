@@ -8,18 +8,19 @@ import logging
 import os
 import signal
 import threading
+import time
 import traceback
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Callable
 
-from . import digest_request, records
+from . import clock_guard, digest_request, records
 from .config import Config
 from .effects import Effects, coalesce_labels, describe
 from .engine import Engine
 from .errors import LockError, MailboxError, StateFileError, StateLostError, StoreError
-from .health import Health, summary
+from .health import Health, Sending, summary
 from .mail import ID_SECRET
 from .mailbox import open_mailbox
 from .mailbox.base import Mailbox, relocate, stop_on
@@ -31,6 +32,14 @@ from .systemd import notify
 log = logging.getLogger("mailhelpdesk")
 
 MAINTAIN_EVERY = timedelta(hours=1)  # an idle daemon still moves tickets that became history with time
+
+
+def since_boot() -> float:
+    """Seconds on a clock that never steps and goes on while the machine sleeps (CLOCK_BOOTTIME; a suspended
+    VM's wall clock jumps ahead by the time it slept, and so must this one, or the jump would look false)."""
+    if hasattr(time, "CLOCK_BOOTTIME"):
+        return time.clock_gettime(time.CLOCK_BOOTTIME)
+    return time.monotonic()
 
 
 @dataclass
@@ -45,18 +54,24 @@ class PassReport:
 
 
 class Helpdesk:
-    """One mailbox, one state file, one engine."""
+    """One mailbox, one state file, one engine. `clock` is the wall clock; `monotonic` (seconds) guards against
+    its jumps (clock_guard.py): the system's boot-time clock by default, none when a clock is injected without
+    one (a test that moves its clock between passes means it)."""
 
-    def __init__(self, config: Config, mailbox: Mailbox | None = None, clock: Callable[[], datetime] | None = None):
+    def __init__(self, config: Config, mailbox: Mailbox | None = None, clock: Callable[[], datetime] | None = None,
+                 monotonic: Callable[[], float] | None = None):
         self.config = config
         self.engine = Engine(config)
         self.mailbox = mailbox or open_mailbox(config)
         self.store = Store(config.resolve(config.helpdesk.state_file))
         self.clock = clock or (lambda: datetime.now(UTC))
+        self.monotonic = monotonic or (since_boot if clock is None else None)
+        self.time: clock_guard.Reading | None = None  # the time the last pass decided on, and why (clock_guard.py)
         self.state: State = self.store.load()
         path = self.store.path
         self._state_missing = not path.exists() or path.stat().st_size == 0  # lost, or never written yet
         self.health = Health(self.store.path)
+        self.sending = Sending.restored(self.health.read().get("sending"))  # an outage outlives a restart
         self._prepared = False
         self.unsaved = ""  # why the state in memory could not be saved ("" when it was)
         self._maintained_at: datetime | None = None
@@ -72,9 +87,23 @@ class Helpdesk:
             raise
         self.unsaved = ""
 
+    def sending_failed(self, reason: str) -> None:
+        """The SMTP server failed as a whole (at start-up, or in a pass): `status` says so, and the outbox waits
+        out a backoff before the next try (health.Sending)."""
+        now = self.time.now if self.time is not None else self.clock()
+        self.sending = self.sending.failed(now, reason)
+        self.health.write(sending=self.sending.as_dict())
+
+    def _time(self, wall: datetime, monotonic: float | None, arrival: datetime | None) -> clock_guard.Reading:
+        if monotonic is None:  # an injected clock, unguarded
+            return clock_guard.Reading(wall, clock_guard.Anchor(wall, 0.0))
+        return clock_guard.decide(self.time.anchor if self.time else None, wall, monotonic, arrival)
+
     def run_pass(self, dry_run: bool = False) -> PassReport:
         """One pass over the mailbox. With dry_run, decide everything and change nothing."""
-        now = self.clock()
+        wall = self.clock()
+        monotonic = self.monotonic() if self.monotonic is not None else None
+        now = self._time(wall, monotonic, None).now  # until this pass's mail says what the server's clock says
         report = PassReport()
         if self.unsaved and not dry_run:
             self.save()  # fail closed: nothing is fetched, decided or sent until the state is on disk again
@@ -103,6 +132,12 @@ class Helpdesk:
             report.messages += not state.is_ours(facts.message_id)  # our own sent copies are not news
         if self._state_missing:
             self._refuse_if_managed(incoming)
+        reading = self._time(wall, monotonic, newest_arrival(incoming))
+        now = reading.now
+        if not dry_run:
+            self.time = reading
+            if reading.note:
+                log.warning("%s", reading.note)
         incoming = in_order(incoming, now)
         # label changes first: they were read before this pass decided anything, so they compare
         # against the labels as the previous pass left them
@@ -135,7 +170,7 @@ class Helpdesk:
         if dry_run:
             return report
         actions += digest_request.take(self.engine, state, now, self.store.path)  # `digest --send` while we run
-        effects = Effects(self.config, self.mailbox, self.save)
+        effects = Effects(self.config, self.mailbox, self.save, hold=self.sending.waits(now))
         effects.enqueue(state, actions, now)  # any save from here on keeps the sends with the decisions
         if self._state_missing:  # from the first action on, the state file exists: a restart is no lost state
             self.save()
@@ -143,6 +178,7 @@ class Helpdesk:
         recorded = self._keep_records(state, now)  # before any mail shows a key (records.py)
         outbox = any(not r.done for r in state.sent.values())
         report.done = effects.apply(state, actions, now)
+        self._sending_went(effects, self._later(now, wall, monotonic))
         moved = any(state.cursors.get(k) != v for k, v in changes.cursor.items())
         changed = bool(incoming or changes.label_changes or actions or report.quarantined or outbox or moved
                        or tick_changed or recorded)
@@ -153,9 +189,33 @@ class Helpdesk:
         if changed or self._maintained_at is None or now - self._maintained_at >= MAINTAIN_EVERY:
             self._maintain(now)
         written = {"state_written": True} if self.store.path.exists() else {}  # `status` tells a lost state from none yet
-        self.health.write(last_success=now.isoformat(), last_messages=report.messages, unsaved=None,
-                          summary=summary(state, now), **written)  # `status` reads this, not the state
+        clock = ({"wall": wall.isoformat(), "deciding_on": now.isoformat(), "off": reading.held.total_seconds()}
+                 if reading.held is not None else None)
+        # the last pass by the system clock, which `status` compares with; the summary as of the time decided on
+        self.health.write(last_success=wall.isoformat(), last_messages=report.messages, unsaved=None,
+                          summary=summary(state, now), sending=self.sending.as_dict(), clock=clock,
+                          **written)  # `status` reads this, not the state
         return report
+
+    def _later(self, now: datetime, wall: datetime, monotonic: float | None) -> datetime:
+        """The pass's `now` moved on by the time the pass has taken so far (a backoff counts from the failure: a
+        silent server takes the connect timeout, and a backoff counted from the pass's start would be over)."""
+        if monotonic is not None and self.monotonic is not None:
+            return now + timedelta(seconds=max(self.monotonic() - monotonic, 0.0))
+        return now + max(self.clock() - wall, timedelta(0))
+
+    def _sending_went(self, effects: Effects, now: datetime) -> None:
+        """After the outbox: a failure of the server starts (or lengthens) the backoff; a mail handed over ends an
+        outage. `now`: when the outbox was done."""
+        if effects.failure:
+            self.sending = self.sending.failed(now, effects.failure)
+            log.info("the outbox waits until %s (sending fails since %s)", self.sending.retry_at.isoformat(),
+                     self.sending.failing_since.isoformat())
+        elif effects.handed_over and self.sending.failing_since is not None:
+            minutes = (now - self.sending.failing_since).total_seconds() // 60
+            log.warning("sending works again after %d min of failing (since %s)", minutes,
+                        self.sending.failing_since.isoformat())
+            self.sending = self.sending.worked(now)
 
     def _maintain(self, now: datetime) -> None:
         """History to the archive and the journal compacted (store.py): after a pass, never before a send."""
@@ -218,6 +278,12 @@ class Helpdesk:
         self._prepared = False
         if not self.unsaved:  # else the state in memory knows what was sent; the file does not
             self.state = self.store.load()
+
+
+def newest_arrival(messages: list[Incoming]) -> datetime | None:
+    """The latest time the server stamped on mail delivered to the inbox in this pass (IMAP INTERNALDATE, Gmail
+    internalDate): the mail server's clock, as clock_guard.py asks for it."""
+    return max((m.received_at for m in messages if m.folder_role == "inbox" and m.received_at), default=None)
 
 
 def in_order(messages: list[Incoming], now: datetime) -> list[Incoming]:

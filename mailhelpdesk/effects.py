@@ -59,11 +59,14 @@ class Effects:
     must know something before anything else happens (the intents before the first send; a send with no copy in
     the mailbox to prove it)."""
 
-    def __init__(self, config: Config, mailbox: Mailbox, checkpoint: Callable[[], None]):
+    def __init__(self, config: Config, mailbox: Mailbox, checkpoint: Callable[[], None], hold: bool = False):
         self.config = config
         self.mailbox = mailbox
         self.checkpoint = checkpoint  # saves the state
         self.fresh: set[str] = set()  # Message-IDs queued by this pass (no earlier attempt can have left a copy)
+        self.hold = hold  # the server failed lately and the daemon backs off (health.Sending): the outbox waits
+        self.failure = ""  # why the server as a whole failed in this pass ("" when it did not)
+        self.handed_over = 0  # mails the server took in this pass
 
     def enqueue(self, state: State, actions: list[Action], now: datetime) -> None:
         """The pass's sends into the outbox (in memory): any save from now on keeps them with their decisions."""
@@ -83,7 +86,7 @@ class Effects:
         state.merge(dropped)
         for note in dropped.notes:
             log.info("%s", note)
-        waiting = outbox.waiting(state)
+        waiting = [] if self.hold else outbox.waiting(state)
         if waiting:
             # the intents are on disk before any mail leaves; when the state cannot be saved (a full disk, a
             # read-only folder) this raises and nothing is sent: a send the state file cannot record would be
@@ -104,7 +107,8 @@ class Effects:
                 if exc.permanent:
                     self._gave_up(state, record, str(exc), now)
                 elif not exc.only_this:
-                    log.error("%s: %s (the outbox waits for the next pass)", record.key, exc)
+                    log.error("%s: %s (the outbox waits)", record.key, exc)
+                    self.failure = exc.reason
                     break  # the server is unreachable or busy: do not spend the pass retrying every message
                 elif outbox.refused_for_a_day(record, now):
                     self._gave_up(state, record, f"{exc} (still refused after {outbox.GIVE_UP_AFTER})", now)
@@ -137,6 +141,7 @@ class Effects:
         labels = frozenset(ticket.labels_applied) if ticket else frozenset()
         message = compose(mail, self.config, now)
         ref = self.mailbox.send(message, labels, mail.thread_id)
+        self.handed_over += 1
         self._report(state, SendOutcome(Outcome.SENT, mail.message_id, ref=ref), now)  # it went out, whatever
         # happens next: never "given up", never again
         if not ref:

@@ -36,10 +36,12 @@ class CapabilityError(MailboxError):
 class SendError(MailHelpdeskError):
     """Mail could not be sent. `permanent` when trying again cannot help (a refused address, a 5xx)."""
 
-    def __init__(self, message: str, permanent: bool = False, only_this: bool = False):
+    def __init__(self, message: str, permanent: bool = False, only_this: bool = False, reason: str = ""):
         super().__init__(message)
         self.permanent = permanent
         self.only_this = only_this  # the server works but refused this message (a recipient, its content) for now
+        self.reason = reason  # what is wrong with the server, for `status` (no Message-ID); "" when it says nothing
+        # about the server (the daemon is stopping, a message that cannot be written)
 
 
 class LockError(MailHelpdeskError):
@@ -60,7 +62,12 @@ class SmtpSetupError(SetupError, SendError):
     """SMTP cannot be used as configured (unreachable, no TLS, no AUTH); the outbox waits, nothing is lost."""
 
     def __init__(self, message: str):
-        SendError.__init__(self, message, permanent=False)
+        SendError.__init__(self, message, permanent=False, reason=message)
+
+
+class SmtpUnavailableError(SmtpSetupError):
+    """The SMTP server is not there or busy now (refused, silent, 421): `check` reports it, `run` starts anyway and
+    mail waits in the outbox. Only what a change of settings fixes (a login, TLS, a name) stops `run`."""
 
 
 class StateFileError(SetupError, StoreError):

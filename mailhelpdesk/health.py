@@ -3,19 +3,83 @@ work in hand as of that pass, so that `status` (a monitoring probe, every few mi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .model import State, Status
+from .model import HistoryEvent, State, Status, Ticket
 from .sla_state import sla_state
 
 log = logging.getLogger("mailhelpdesk")
 
 QUARANTINE_SHOWN = 20
+WITHHELD_WINDOW = timedelta(days=7)  # `status` counts the acknowledgements withheld this far back
+WITHHELD = (HistoryEvent.ACK_WITHHELD, HistoryEvent.ACK_SKIPPED)
+SEND_RETRY_FIRST = timedelta(seconds=10)  # after the SMTP server as a whole failed: 10 s, doubling, at most 5 min
+SEND_RETRY_MOST = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Sending:
+    """How sending goes, across passes and restarts (kept in the health file for `status`): failing since when
+    and why, and when to try again. After a failure of the server as a whole (down, refusing, silent, 421) later
+    passes leave the outbox alone until `retry_at`, so a server that is not there holds no pass: new mail is
+    fetched and labelled meanwhile, and the outbox waits. Pure: `now` in, a new Sending out."""
+
+    failing_since: datetime | None = None
+    reason: str = ""
+    failures: int = 0  # in a row, in this process (the backoff starts again at a restart)
+    retry_at: datetime | None = None
+    recovered_at: datetime | None = None  # the last outage: when it ended ...
+    failed_from: datetime | None = None  # ... and when it began
+
+    def failed(self, now: datetime, reason: str) -> Sending:
+        failures = self.failures + 1
+        wait = min(SEND_RETRY_FIRST * 2 ** min(failures - 1, 16), SEND_RETRY_MOST)
+        return Sending(self.failing_since or now, reason, failures, now + wait)
+
+    def worked(self, now: datetime) -> Sending:
+        """A mail was handed over: the outage, if any, is over."""
+        return self if self.failing_since is None else Sending(recovered_at=now, failed_from=self.failing_since)
+
+    def waits(self, now: datetime) -> bool:
+        """Backing off: this pass sends nothing (the outbox keeps every mail)."""
+        return self.retry_at is not None and now < self.retry_at
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: (v.isoformat() if isinstance(v, datetime) else v)
+                for f in dataclasses.fields(self) if (v := getattr(self, f.name)) not in (None, "", 0)}
+
+    @classmethod
+    def restored(cls, data: Any) -> Sending:
+        """What a previous process left in the health file: an outage goes on (its start and reason), its
+        backoff does not (a new process tries at once)."""
+        if not isinstance(data, dict):
+            return cls()
+
+        def when(key: str) -> datetime | None:
+            try:
+                return datetime.fromisoformat(data[key]) if data.get(key) else None
+            except (TypeError, ValueError):
+                return None
+
+        return cls(when("failing_since"), str(data.get("reason") or ""), recovered_at=when("recovered_at"),
+                   failed_from=when("failed_from"))
+
+
+def withheld_since(ticket: Ticket, since: datetime) -> bool:
+    """An acknowledgement of this ticket was withheld (a guard, a ceiling) at or after `since`. The rows are
+    looked at first, without decoding the history (a pass asks it of every ticket)."""
+    history = ticket.history
+    holds = getattr(history, "holds", None)
+    if holds is not None and not any(holds(what) for what in WITHHELD):
+        return False
+    return any(h.what in WITHHELD and h.at >= since for h in history)
 
 
 def summary(state: State, now: datetime) -> dict[str, Any]:
@@ -36,6 +100,7 @@ def summary(state: State, now: datetime) -> dict[str, Any]:
         "template_error": state.cursors.get("template_error") or {},
         "sent_last_day": sent,
         "waiting": sum(1 for r in state.sent.values() if not r.done),
+        "acks_withheld_7d": sum(withheld_since(t, now - WITHHELD_WINDOW) for t in state.tickets.values()),
     }
 
 

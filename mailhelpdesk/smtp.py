@@ -12,10 +12,10 @@ from email.message import EmailMessage
 from email.utils import getaddresses
 
 from .config import SmtpConfig
-from .errors import AuthError, MailHelpdeskError, SendError, SmtpSetupError
+from .errors import AuthError, MailHelpdeskError, SendError, SmtpSetupError, SmtpUnavailableError
 from .mailbox import _internals
 from .mailbox.retry import persist
-from .netfaults import connect_problem
+from .netfaults import connect_problem, is_outage
 
 
 def _login(smtp: smtplib.SMTP, username: str, password: str) -> None:
@@ -64,6 +64,8 @@ def _worth_retrying(exc: BaseException) -> bool:
 
 
 REUSE_WITHIN = 20.0  # seconds a delivered message's connection is kept for the next one
+CONNECT_TIMEOUT = 10.0  # seconds for the TCP connection, TLS (port 465) and the greeting: a server that is not
+# there or silent holds a pass this long, not [smtp] timeout (60 s), which bounds every later reply instead
 
 
 class Stopping(smtplib.SMTPException):
@@ -71,9 +73,10 @@ class Stopping(smtplib.SMTPException):
 
 
 class SmtpSender:
-    """Every socket operation is bounded by [smtp] timeout, the retries of one send by [smtp] timeout as a whole,
-    and `stop` (the daemon's stop event) ends retries and their waits at once; `interrupt()` cuts the connection
-    in use, from another thread, so a SIGTERM never waits for a server that does not answer."""
+    """The connection and greeting are bounded by CONNECT_TIMEOUT, every later socket operation by [smtp] timeout,
+    the retries of one send by [smtp] timeout as a whole, and `stop` (the daemon's stop event) ends retries and
+    their waits at once; `interrupt()` cuts the connection in use, from another thread, so a SIGTERM never waits
+    for a server that does not answer."""
 
     ATTEMPTS = 4
 
@@ -84,6 +87,8 @@ class SmtpSender:
         self._live: smtplib.SMTP | None = None  # the connection in use, for interrupt()
         self._idle: tuple[smtplib.SMTP, float] | None = None  # after a delivered message, kept for the next one
         self.committing = threading.Event()  # set from the final dot until the server's verdict is read
+        self.connect_timeout = min(CONNECT_TIMEOUT, config.timeout)
+        self._waiting = self.connect_timeout  # the timeout the connection in progress waits out (for the words)
 
     def _context(self) -> ssl.SSLContext | None:
         if self.config.security == "none":
@@ -101,12 +106,16 @@ class SmtpSender:
         if self.stop.is_set():
             raise Stopping("not connecting: stopping")
         # made unconnected, then connected: interrupt() can cut it while it waits for the greeting
-        smtp = _internals.smtp_unconnected(c.security == "ssl", c.host, c.timeout, context)
+        smtp = _internals.smtp_unconnected(c.security == "ssl", c.host, self.connect_timeout, context)
         self._live = smtp
+        self._waiting = self.connect_timeout
         try:
             code, reply = smtp.connect(c.host, c.effective_port)
             if code != 220:
                 raise smtplib.SMTPConnectError(code, reply)
+            self._waiting = smtp.timeout = c.timeout  # greeted: from here on the server may take its time
+            if smtp.sock is not None:
+                smtp.sock.settimeout(c.timeout)
             if c.security == "starttls":
                 smtp.ehlo()
                 if not smtp.has_extn("starttls"):
@@ -222,12 +231,14 @@ class SmtpSender:
             return Transaction(self._open(message), message, self.config.host, self)
         except (SendError, AuthError):
             raise
+        except Stopping as exc:  # says nothing about the server: no reason
+            raise SendError(f"not sending {message['Message-ID']}: {exc}") from exc
         except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused) as exc:
             raise SendError(f"{self.config.host} refused {message['Message-ID']}: {exc}", permanent=_permanent(exc),
-                            only_this=isinstance(exc, smtplib.SMTPRecipientsRefused)) from exc
+                            only_this=isinstance(exc, smtplib.SMTPRecipientsRefused), reason=self.problem(exc)) from exc
         except (smtplib.SMTPException, OSError) as exc:
             raise SendError(f"could not send {message['Message-ID']} via {self.config.host}: {exc}",
-                            permanent=_permanent(exc)) from exc
+                            permanent=_permanent(exc), reason=self.problem(exc)) from exc
         except (UnicodeError, ValueError) as exc:  # an address or header that cannot be written at all
             raise SendError(f"cannot write {message['Message-ID']} for SMTP: {exc}", permanent=True) from exc
 
@@ -236,14 +247,21 @@ class SmtpSender:
         transaction.commit()
         transaction.finish()
 
+    def problem(self, exc: BaseException) -> str:
+        """What is wrong with the server, in one line (for the log and `status`; no Message-ID, no secret)."""
+        return connect_problem(exc, "SMTP", "smtp", self.config, waited=self._waiting)
+
     def check(self) -> str:
-        """Connect, start TLS and log in as configured (nothing is sent); every failure is one line naming the key."""
+        """Connect, start TLS and log in as configured (nothing is sent); every failure is one line naming the key:
+        a SmtpUnavailableError when the server is not there or busy for now (`run` starts anyway), else a
+        SmtpSetupError or AuthError (a setting to fix: `run` stops)."""
         try:
             smtp = self._connect()
         except MailHelpdeskError:
             raise
         except (smtplib.SMTPException, OSError, EOFError) as exc:
-            raise SmtpSetupError(connect_problem(exc, "SMTP", "smtp", self.config)) from None
+            error = SmtpUnavailableError if is_outage(exc) else SmtpSetupError
+            raise error(self.problem(exc)) from None
         try:
             return f"SMTP {self.config.host}:{self.config.effective_port} ({self.config.security}) accepts us" + (
                 f" as {self.config.username}" if self.config.username else " (no login)"
@@ -273,7 +291,8 @@ class Transaction:
             self.smtp.send(b".\r\n")
         except (smtplib.SMTPException, OSError) as exc:
             self.abort()
-            raise SendError(f"could not send {self.message['Message-ID']} via {self.host}: {exc}") from exc
+            raise SendError(f"could not send {self.message['Message-ID']} via {self.host}: {exc}",
+                            reason=self._problem(exc)) from exc
 
     def finish(self) -> None:
         """Read the server's verdict on the committed message, then say goodbye."""
@@ -281,7 +300,8 @@ class Transaction:
             code, reply = self.smtp.getreply()
         except (smtplib.SMTPException, OSError) as exc:
             self.abort()
-            raise SendError(f"no answer from {self.host} for {self.message['Message-ID']}: {exc}") from exc
+            raise SendError(f"no answer from {self.host} for {self.message['Message-ID']}: {exc}",
+                            reason=self._problem(exc)) from exc
         finally:
             if self.sender is not None:
                 self.sender.committing.clear()
@@ -296,6 +316,9 @@ class Transaction:
             self.smtp.quit()
         except (smtplib.SMTPException, OSError):
             self.smtp.close()
+
+    def _problem(self, exc: BaseException) -> str:
+        return self.sender.problem(exc) if self.sender is not None else f"{self.host}: {exc}"
 
     def abort(self) -> None:
         """Hang up: a server that has not seen the final dot drops the message."""
