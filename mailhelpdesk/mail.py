@@ -18,7 +18,8 @@ from urllib.parse import quote
 
 from .config import Config
 from .mailbox.capabilities import capabilities
-from .model import OUR_ID_PREFIX, TO_CUSTOMER, MailKind, MessageFacts, SendMail, State, Step, Ticket
+from .kinds import ANSWERS, KINDS, TO_CUSTOMER, Audience, MailKind, template_of
+from .model import OUR_ID_PREFIX, MessageFacts, SendMail, State, Step, Ticket
 from .rules.commands import known_commands
 from .rules.rating import RATINGS
 from .sla import describe_due
@@ -27,7 +28,6 @@ from .templates import Rendered, UnsafeTemplate, render
 
 ID_SECRET = "id_secret"  # the state cursor with this installation's Message-ID secret (see `message_id`)
 UPGRADE_WINDOW = timedelta(days=7)  # see `MailFactory.keep_secret`
-ANSWERS = frozenset({MailKind.ACKNOWLEDGEMENT, MailKind.RESOLUTION, MailKind.COMMAND_REJECTED})  # the rest: notices
 
 
 def hours_text(delta: timedelta) -> str:
@@ -143,9 +143,11 @@ class MailFactory:
         return page or f"search your mail client for {ticket.key} (subject tag [{ticket.key}])"
 
     def _mail(self, kind: MailKind, key: str, to: str, rendered: Rendered, *, ticket: Ticket | None = None,
-              in_reply_to: str = "", references: Iterable[str] = (), html: bool = True) -> SendMail:
-        """The one constructor. Mail to the customer goes into the ticket's provider thread; answers to a message
-        are `auto-replied`, notices nobody asked for `auto-generated` (RFC 3834)."""
+              in_reply_to: str = "", references: Iterable[str] = ()) -> SendMail:
+        """The one constructor, reading the kinds table (kinds.py). Mail to the customer goes into the ticket's
+        provider thread; answers to a message are `auto-replied`, notices nobody asked for `auto-generated`
+        (RFC 3834)."""
+        html = KINDS[kind].html
         thread_id = ticket.thread_ids[0] if kind in TO_CUSTOMER and ticket and ticket.thread_ids else ""
         subject = rendered.subject
         if thread_id and capabilities(self.config).threads_by_id:
@@ -157,7 +159,29 @@ class MailFactory:
                         ticket=ticket.key if ticket else "", in_reply_to=in_reply_to, references=tuple(references),
                         auto_submitted="auto-replied" if kind in ANSWERS else "auto-generated", thread_id=thread_id)
 
-    # --- the kinds ------------------------------------------------------------------------------------------
+    def ticket_mail(self, kind: MailKind, ticket: Ticket, to: str, now: datetime, occasion: str = "",
+                    **extra: Any) -> SendMail:
+        """A mail of any kind about one ticket, from the kinds table: its template (with the ticket's context, its
+        link and `extra`), a key that makes it exactly once (the kind, the ticket, `occasion` — e.g. the wait it is
+        about — and the address), and its place in the conversation: to the customer in reply to their last
+        message, to the team beside the request. A new kind needs no builder of its own."""
+        context = dict(self.context(ticket, now), link=self.link(ticket), **extra)
+        key = ":".join(p for p in (kind.value.replace(" ", "_"), ticket.key, occasion, to) if p)
+        in_reply_to, references = self._thread(ticket, KINDS[kind].audience)
+        return self._mail(kind, key, to, self.render(template_of(kind), context), ticket=ticket,
+                          in_reply_to=in_reply_to, references=references)
+
+    @staticmethod
+    def _thread(ticket: Ticket, audience: Audience) -> tuple[str, tuple[str, ...]]:
+        """In-Reply-To and References: the customer's last message and the conversation for the customer; the
+        request for the team."""
+        first = ticket.message_ids[0]
+        if audience != Audience.CUSTOMER:
+            return first, (first,)
+        last = next((m for m in reversed(ticket.message_ids) if not m.startswith(OUR_ID_PREFIX)), first)
+        return last, ticket.message_ids[:20]
+
+    # --- the kinds with builders of their own (keys as they always were: a Message-ID is derived from its key) -
 
     def acknowledgement(self, ticket: Ticket, now: datetime) -> SendMail:
         first = ticket.message_ids[0]
@@ -171,9 +195,9 @@ class MailFactory:
         context = dict(self.context(ticket, now), step=step, waited=hours_text(self.calendar.elapsed(since, now)),
                        waited_wall=hours_text(now - since), link=self.link(ticket),
                        target=self.config.sla.first_response.get(ticket.priority.value, "24h"))
-        first = ticket.message_ids[0]
-        return self._mail(step.kind, key, to, self.render("reminder", context), ticket=ticket,
-                          in_reply_to=first, references=(first,), html=False)
+        in_reply_to, references = self._thread(ticket, Audience.TEAM)
+        return self._mail(step.kind, key, to, self.render(template_of(step.kind), context), ticket=ticket,
+                          in_reply_to=in_reply_to, references=references)
 
     def resolution_key(self, ticket: Ticket) -> str:
         return f"resolution:{ticket.key}:{ticket.resolved_at:%Y%m%dT%H%M%S}"
@@ -186,16 +210,17 @@ class MailFactory:
         context = dict(self.context(ticket, now), ask_rating=self.config.resolution.ask_rating,
                        ratings={r: link(r) for r in RATINGS}, close_after=self.config.resolution.close_after)
         rendered = self.render(self.config.resolution.template, context)
-        last = next((m for m in reversed(ticket.message_ids) if not m.startswith(OUR_ID_PREFIX)), ticket.message_ids[0])
-        return self._mail(MailKind.RESOLUTION, key, ticket.customer, rendered, ticket=ticket, in_reply_to=last,
-                          references=ticket.message_ids[:20])
+        in_reply_to, references = self._thread(ticket, Audience.CUSTOMER)
+        return self._mail(MailKind.RESOLUTION, key, ticket.customer, rendered, ticket=ticket, in_reply_to=in_reply_to,
+                          references=references)
 
     def assignment(self, state: State, ticket: Ticket, now: datetime) -> SendMail:
         agent = self.config.agent_by_name(ticket.assignee or "")
         assert agent is not None
         earlier = sorted((t for t in state.tickets.values() if t.customer == ticket.customer and t.key != ticket.key),
                          key=lambda t: t.created_at, reverse=True)[:10]
-        rendered = self.render("assigned", dict(self.context(ticket, now), agent=agent, earlier=earlier))
+        rendered = self.render(template_of(MailKind.ASSIGNMENT), dict(self.context(ticket, now), agent=agent,
+                                                                       earlier=earlier))
         return self._mail(MailKind.ASSIGNMENT, f"assigned:{ticket.key}:{agent.name}", agent.email, rendered,
                           ticket=ticket)
 
@@ -208,20 +233,20 @@ class MailFactory:
                        assigned=tickets.get(MailKind.ASSIGNMENT, []), warned=tickets.get(MailKind.ESCALATION_WARN, []),
                        overdue=tickets.get(MailKind.ESCALATION_BREACH, []),
                        escalated=tickets.get(MailKind.ESCALATION_LEAD, []))
-        return self._mail(MailKind.NOTICES, f"notices:{to}:{now:%Y%m%dT%H%M%S}", to, self.render("notices", context),
-                          html=False)
+        return self._mail(MailKind.NOTICES, f"notices:{to}:{now:%Y%m%dT%H%M%S}", to,
+                          self.render(template_of(MailKind.NOTICES), context))
 
     def command_rejected(self, facts: MessageFacts, to: str, problem: str, commands: list[str]) -> SendMail:
-        rendered = self.render("command_rejected", {
+        rendered = self.render(template_of(MailKind.COMMAND_REJECTED), {
             "helpdesk": self.config.helpdesk, "problem": problem, "subject": facts.subject, "commands": commands,
             "known": known_commands(self.config.helpdesk.language),
         })
         return self._mail(MailKind.COMMAND_REJECTED, f"rejected:{facts.message_id}", to, rendered,
-                          in_reply_to=facts.message_id, references=(facts.message_id,), html=False)
+                          in_reply_to=facts.message_id, references=(facts.message_id,))
 
     def digest(self, kind: MailKind, to: str, day: date | None, now: datetime, extra: dict) -> SendMail:
-        """A digest, a lead's digest or a first run's backlog summary (its template: the kind's value, `_` for ` `)."""
-        template = kind.value.replace(" ", "_")
+        """A digest, a lead's digest or a first run's backlog summary."""
+        template = template_of(kind)
         key = f"{template}:{to}:{day.isoformat()}" if day else f"{template}:{to}"
         context = dict(self.context_base(now), day=day, now=now, link=self.link, **extra)
         return self._mail(kind, key, to, self.render(template, context))

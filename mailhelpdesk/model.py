@@ -29,26 +29,7 @@ class Priority(StrEnum):
         return list(Priority).index(self)
 
 
-class MailKind(StrEnum):
-    """What a mail we send is; stored as its value (`SendMail.kind`, `SentRecord.kind`, X-Mailhelpdesk-Kind)."""
-
-    ACKNOWLEDGEMENT = "acknowledgement"
-    RESOLUTION = "resolution"
-    ASSIGNMENT = "assignment"
-    COMMAND_REJECTED = "command rejected"
-    ESCALATION_WARN = "escalation warn"
-    ESCALATION_BREACH = "escalation breach"
-    ESCALATION_LEAD = "escalation lead"
-    DIGEST = "digest"
-    LEAD_DIGEST = "lead digest"
-    BACKLOG_SUMMARY = "backlog summary"
-    NOTICES = "notices"  # several notices to one agent or lead, batched into one mail (duties/notices.py)
-
-
-
-TO_CUSTOMER = frozenset({MailKind.ACKNOWLEDGEMENT, MailKind.RESOLUTION})  # the rest: notices to agents and leads
-NOTICE_KINDS = frozenset({MailKind.ASSIGNMENT, MailKind.ESCALATION_WARN, MailKind.ESCALATION_BREACH,
-                          MailKind.ESCALATION_LEAD})  # held and batched per recipient (duties/notices.py)
+from .kinds import MailKind  # noqa: E402  (what each kind of mail means is one table: kinds.py)
 
 
 class HistoryEvent(StrEnum):

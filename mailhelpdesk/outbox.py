@@ -14,32 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from .model import (
-    SENDS_CURSOR,
-    NOTICE_KINDS,
-    TO_CUSTOMER,
-    Action,
-    HistoryEvent,
-    MailKind,
-    Plan,
-    SendMail,
-    SentRecord,
-    State,
-    Status,
-    Ticket,
-    counted,
-    ref_key,
-)
+from .kinds import TO_CUSTOMER, MailKind, kind_of
+from .model import SENDS_CURSOR, Action, HistoryEvent, Plan, SendMail, SentRecord, State, Ticket, counted, ref_key
 from .rules.senders import sender_key
-from .sla_state import sla_state
 
 CUSTOMERS_RESERVE = 0.9  # past this share of the daily sending limit only mail to customers goes out
 RETRY_FIRST = timedelta(minutes=5)  # after a temporary refusal of one message, as Postfix does: 5 min, doubling
 RETRY_MAX = timedelta(hours=1)
 GIVE_UP_AFTER = timedelta(days=1)  # a mail still refused after a day has lost its point; the ticket says so
 DIGEST_KEEPS = timedelta(hours=20)  # a digest that waited longer is replaced by the next one
-PER_TICKET = frozenset({MailKind.ACKNOWLEDGEMENT, MailKind.RESOLUTION, MailKind.ASSIGNMENT, MailKind.ESCALATION_WARN,
-                        MailKind.ESCALATION_BREACH, MailKind.ESCALATION_LEAD})
 
 
 class Outcome(StrEnum):
@@ -91,23 +74,19 @@ def lost_point(state: State, record: SentRecord, now: datetime) -> str:
 
 def pointless(state: State, kind: str, ticket_key: str, to: str, since: datetime, now: datetime) -> str:
     """Why a mail of this kind about this ticket, decided at `since`, is no longer worth sending ("" while it
-    is): asked of mail waiting in the outbox and of notices held for their batch (duties/notices.py)."""
-    if kind in (MailKind.DIGEST, MailKind.LEAD_DIGEST, MailKind.BACKLOG_SUMMARY):
-        return "a newer digest replaces it" if now - since > DIGEST_KEEPS else ""
-    ticket = state.tickets.get(ticket_key)
-    if kind not in PER_TICKET:
+    is): asked of mail waiting in the outbox and of notices held for their batch (duties/notices.py). Each kind's
+    reason is its entry in the kinds table."""
+    spec = kind_of(kind)
+    if spec is None:
         return ""
+    if spec.newer_replaces:
+        return "a newer digest replaces it" if now - since > DIGEST_KEEPS else ""
+    if not spec.per_ticket or spec.lost_point is None:
+        return ""
+    ticket = state.tickets.get(ticket_key)
     if ticket is None:
-        return "the ticket is closed and archived" if kind in NOTICE_KINDS and ticket_key else ""
-    if kind == MailKind.ACKNOWLEDGEMENT:
-        answered = ticket.first_response_at is not None or ticket.status != Status.OPEN
-        return "answered before it could be sent" if answered else ""
-    if kind == MailKind.RESOLUTION:
-        return "" if ticket.status in (Status.RESOLVED, Status.CLOSED) else "the ticket was re-opened before it went out"
-    if kind == MailKind.ASSIGNMENT:
-        return "" if ticket.status in (Status.OPEN, Status.PENDING) else f"the ticket is {ticket.status} already"
-    # the escalation ladder: only while the customer still waits for the answer the reminder is about
-    return "" if sla_state(ticket, now).waiting else "the customer was answered before the reminder went out"
+        return "the ticket is closed and archived" if spec.batched and ticket_key else ""
+    return spec.lost_point(ticket, now)
 
 
 def review(state: State, now: datetime) -> Plan:

@@ -146,7 +146,8 @@ def sample_contexts(config: Any) -> dict[str, list[dict[str, Any]]]:
     from .config import AgentConfig
     from .context import Context
     from .mail import MailFactory
-    from .model import NOTICE_KINDS, HistoryEntry, HistoryEvent, Priority, State, Step, Ticket
+    from .kinds import NOTICE_KINDS, TO_CUSTOMER, MailKind
+    from .model import HistoryEntry, HistoryEvent, Priority, State, Step, Ticket
     from .parse import parse_message
 
     captured: dict[str, list[dict[str, Any]]] = {}
@@ -192,6 +193,12 @@ def sample_contexts(config: Any) -> dict[str, list[dict[str, Any]]]:
         lambda: mail.command_rejected(parse_message(raw, config.helpdesk.ticket_prefix), "anna@customer.example",
                                       "commands are accepted only from agents", []),
     ]
+    with_builders = {MailKind.ACKNOWLEDGEMENT, MailKind.ASSIGNMENT, MailKind.RESOLUTION, *(s.kind for s in Step),
+                     MailKind.NOTICES, MailKind.DIGEST, MailKind.LEAD_DIGEST, MailKind.BACKLOG_SUMMARY,
+                     MailKind.COMMAND_REJECTED}
+    for kind in set(MailKind) - with_builders:  # a kind made by the generic builder: sampled as the daemon makes it
+        to = ticket.customer if kind in TO_CUSTOMER else agents[0].email
+        builders.append(lambda kind=kind, to=to: mail.ticket_mail(kind, ticket, to, now))
     for flag in (True, False):  # with and without the rating links
         if config.resolution.ask_rating != flag:
             resolution = dataclasses.replace(config.resolution, ask_rating=flag)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from ..context import Context
-from ..model import HELD_NOTICES, NOTICE_KINDS, MailKind, Notice, Plan, State, Step, Tick, Ticket
+from ..kinds import NOTICE_KINDS, MailKind
+from ..model import HELD_NOTICES, Notice, Plan, State, Step, Tick, Ticket
 from ..outbox import pointless
 
 NAME = "notices"

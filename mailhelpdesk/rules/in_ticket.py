@@ -6,7 +6,8 @@ from datetime import datetime
 
 from .. import transitions
 from ..context import Context
-from ..model import TO_CUSTOMER, HistoryEvent, Incoming, Plan, State, Status, Ticket
+from ..kinds import TO_CUSTOMER
+from ..model import HistoryEvent, Incoming, Plan, State, Status, Ticket
 from .priority import priority_for
 from .rating import rating_in
 from .threading import Match, find_ticket, with_people
