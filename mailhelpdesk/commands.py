@@ -114,6 +114,7 @@ def start_up_checks(helpdesk, send: bool = True) -> None:
 
         try:
             smtp = "; " + SmtpSender(helpdesk.config.smtp).check()
+            helpdesk.sending_works()  # an outage a previous process saw is over
         except SmtpUnavailableError as exc:  # down, refusing, silent, 421: start anyway, send once it answers
             log.warning("%s; starting anyway: mail waits in the outbox and goes once the SMTP server answers", exc)
             helpdesk.sending_failed(str(exc))

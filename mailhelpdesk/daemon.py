@@ -87,12 +87,23 @@ class Helpdesk:
             raise
         self.unsaved = ""
 
-    def sending_failed(self, reason: str) -> None:
+    def sending_failed(self, reason: str, now: datetime | None = None) -> None:
         """The SMTP server failed as a whole (at start-up, or in a pass): `status` says so, and the outbox waits
         out a backoff before the next try (health.Sending)."""
-        now = self.time.now if self.time is not None else self.clock()
-        self.sending = self.sending.failed(now, reason)
+        self.sending = self.sending.failed(now or self.clock(), reason)
         self.health.write(sending=self.sending.as_dict())
+        log.info("the outbox waits until %s (sending fails since %s)", self.sending.retry_at.isoformat(),
+                 self.sending.failing_since.isoformat())
+
+    def sending_works(self, now: datetime | None = None) -> None:
+        """The SMTP server took us (logged in at start-up, or took a mail): an outage, if any, is over."""
+        if self.sending.failing_since is not None:
+            now = now or self.clock()
+            minutes = (now - self.sending.failing_since).total_seconds() // 60
+            log.warning("sending works again after %d min of failing (since %s)", minutes,
+                        self.sending.failing_since.isoformat())
+            self.sending = self.sending.worked(now)
+            self.health.write(sending=self.sending.as_dict())
 
     def _time(self, wall: datetime, monotonic: float | None, arrival: datetime | None) -> clock_guard.Reading:
         if monotonic is None:  # an injected clock, unguarded
@@ -208,14 +219,9 @@ class Helpdesk:
         """After the outbox: a failure of the server starts (or lengthens) the backoff; a mail handed over ends an
         outage. `now`: when the outbox was done."""
         if effects.failure:
-            self.sending = self.sending.failed(now, effects.failure)
-            log.info("the outbox waits until %s (sending fails since %s)", self.sending.retry_at.isoformat(),
-                     self.sending.failing_since.isoformat())
-        elif effects.handed_over and self.sending.failing_since is not None:
-            minutes = (now - self.sending.failing_since).total_seconds() // 60
-            log.warning("sending works again after %d min of failing (since %s)", minutes,
-                        self.sending.failing_since.isoformat())
-            self.sending = self.sending.worked(now)
+            self.sending_failed(effects.failure, now)
+        elif effects.handed_over:
+            self.sending_works(now)
 
     def _maintain(self, now: datetime) -> None:
         """History to the archive and the journal compacted (store.py): after a pass, never before a send."""

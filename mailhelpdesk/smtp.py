@@ -56,11 +56,19 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, (smtplib.SMTPServerDisconnected, ConnectionError, socket.timeout, TimeoutError))
 
 
+def _underlying(exc: BaseException) -> BaseException:
+    """The socket error behind smtplib's SMTPServerDisconnected ("Connection unexpectedly closed: timed out"):
+    a reply that never came is a timeout, not a server that hung up."""
+    if isinstance(exc, smtplib.SMTPServerDisconnected) and isinstance(exc.__context__, OSError):
+        return exc.__context__
+    return exc
+
+
 def _worth_retrying(exc: BaseException) -> bool:
     """Retried at once, within the send: a 4xx or a dropped connection. A timeout is not: a server that does
     not answer (a black hole, a firewall dropping packets) will not answer a second later either, and four
-    timeouts in a row would hold the pass (and a SIGTERM) for minutes; the outbox tries again next pass."""
-    return _transient(exc) and not isinstance(exc, (socket.timeout, TimeoutError))
+    timeouts in a row would hold the pass (and a SIGTERM) for minutes; the outbox tries again later."""
+    return _transient(exc) and not isinstance(_underlying(exc), (socket.timeout, TimeoutError))
 
 
 REUSE_WITHIN = 20.0  # seconds a delivered message's connection is kept for the next one
@@ -249,7 +257,7 @@ class SmtpSender:
 
     def problem(self, exc: BaseException) -> str:
         """What is wrong with the server, in one line (for the log and `status`; no Message-ID, no secret)."""
-        return connect_problem(exc, "SMTP", "smtp", self.config, waited=self._waiting)
+        return connect_problem(_underlying(exc), "SMTP", "smtp", self.config, waited=self._waiting)
 
     def check(self) -> str:
         """Connect, start TLS and log in as configured (nothing is sent); every failure is one line naming the key:
@@ -260,7 +268,7 @@ class SmtpSender:
         except MailHelpdeskError:
             raise
         except (smtplib.SMTPException, OSError, EOFError) as exc:
-            error = SmtpUnavailableError if is_outage(exc) else SmtpSetupError
+            error = SmtpUnavailableError if is_outage(_underlying(exc)) else SmtpSetupError
             raise error(self.problem(exc)) from None
         try:
             return f"SMTP {self.config.host}:{self.config.effective_port} ({self.config.security}) accepts us" + (

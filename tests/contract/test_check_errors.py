@@ -22,10 +22,11 @@ SMTP_PASSWORD_ENV = "CHECK_ERRORS_SMTP_PASSWORD"
 
 def write_config(tmp_path: Path, imap_account, smtp: dict, imap: dict | None = None, helpdesk: str = "") -> Path:
     imap = {"host": imap_account.host, "port": imap_account.port, "security": "none", **(imap or {})}
-    smtp = {"security": "none", **smtp}
+    smtp = {"security": "none", "timeout": 10, **smtp}
 
     def section(values: dict) -> str:
-        return "\n".join(f"{k} = {v!r}" if isinstance(v, str) else f"{k} = {v}" for k, v in values.items())
+        return "\n".join(f"{k} = {v!r}" if isinstance(v, str) else f"{k} = {str(v).lower()}" if isinstance(v, bool)
+                         else f"{k} = {v}" for k, v in values.items())
 
     path = tmp_path / "mailhelpdesk.toml"
     path.write_text(f"""
@@ -40,7 +41,6 @@ password_env = "{PASSWORD_ENV}"
 timeout = 10
 [smtp]
 {section(smtp)}
-timeout = 10
 """)
     return path
 
@@ -225,10 +225,11 @@ def test_a_read_only_state_folder_is_one_line_for_a_daemon_run_as_nobody(imap_ac
 
 @pytest.mark.parametrize("args", [("--once",), ()])
 def test_run_stops_at_start_up_with_one_line_for_smtp_and_imap_mistakes(imap_account, smtp_sink, tmp_path, args):
+    """A setting to fix stops `run`. An SMTP server that is down is no mistake: `run` starts (test_smtp_outage.py)."""
     closed = free_port()
-    config = write_config(tmp_path, imap_account, {"host": "127.0.0.1", "port": closed})
+    config = write_config(tmp_path, imap_account, {"host": smtp_sink.host, "port": smtp_sink.port, "security": "starttls"})
     code, _, err = check(config, imap_account, *args, command="run")
-    assert code == 2 and f"127.0.0.1:{closed}" in one_line(err) and "[smtp]" in err
+    assert code == 2 and "STARTTLS" in one_line(err) and "[smtp] security" in err
     config = write_config(tmp_path, imap_account, {"host": smtp_sink.host, "port": smtp_sink.port}, imap={"port": closed})
     code, _, err = check(config, imap_account, *args, command="run")
     assert code == 2 and f"127.0.0.1:{closed}" in one_line(err) and "[imap]" in err
