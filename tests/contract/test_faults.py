@@ -25,8 +25,10 @@ NOW = datetime(2026, 11, 20, 10, 30, tzinfo=UTC)  # the helpdesks' clock: inject
 def fresh_question(n: int) -> bytes:
     """question.eml (written at T0) as a new conversation."""
     raw = (EML / "question.eml").read_bytes().replace(b"<q1@customer.example>", f"<fault{n}@customer.example>".encode())
-    raw = raw.replace(b"anna@customer.example", f"customer{n}@customer.example".encode())  # one ack per sender a day
-    return raw.replace(b"Invoice 1042 shows the wrong VAT", f"Question number {n}".encode())
+    raw = raw.replace(b"anna@customer.example", f"customer{n}@customer.example".encode())
+    topic = ["the VAT rate", "a missing parcel", "the login page", "a refund"][n % 4]  # people's own words
+    raw = raw.replace(b"shows 19% VAT but we are in Austria (20%)", f"is about {topic}".encode())
+    return raw.replace(b"Invoice 1042 shows the wrong VAT", f"Question about {topic}".encode())
 
 
 def acknowledgements(smtp_sink) -> list:

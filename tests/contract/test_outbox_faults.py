@@ -16,9 +16,15 @@ SUPPORT_REPLY = (
 )
 
 
+TOPICS = ("the invoice", "the parcel", "the login", "a refund", "the price list", "an address change")
+
+
 def request(n: int, sender: str) -> bytes:
-    return (f"From: <{sender}>\r\nTo: support@shop.example\r\nSubject: Request {n}\r\n"
-            f"Date: Fri, 20 Nov 2026 10:0{n}:00 +0000\r\nMessage-ID: <req-{n}@c.example>\r\n\r\nHelp {n}.\r\n").encode()
+    """A person's request, in words of their own (the same mail again would be a robot's: rules/loops.py)."""
+    topic = TOPICS[n % len(TOPICS)]
+    return (f"From: <{sender}>\r\nTo: support@shop.example\r\nSubject: Request about {topic}\r\n"
+            f"Date: Fri, 20 Nov 2026 10:0{n}:00 +0000\r\nMessage-ID: <req-{n}@c.example>\r\n\r\nHelp with {topic}.\r\n"
+            ).encode()
 
 
 class RefusingHandler(_SinkHandler):
