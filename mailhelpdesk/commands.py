@@ -562,6 +562,8 @@ def show_status(config_path: Path, echo: Callable[[str], None], now: datetime | 
     if broken.get("at") and now - datetime.fromisoformat(broken["at"]) < timedelta(hours=24):
         echo(f"TEMPLATE ERROR at {broken['at']}: {broken.get('error', '?')}; fix it (`mailhelpdesk check` names "
              "every broken template)")
+    for repair in health.get("repairs", []):
+        echo(f"repaired at {repair.get('at', '?')}: {repair.get('what', '?')}")
     if health.get("last_error"):
         echo(f"last error: {health['last_error']} (at {health.get('last_error_at', '?')})")
     if health.get("unsaved"):

@@ -31,7 +31,8 @@ from .systemd import notify
 
 log = logging.getLogger("mailhelpdesk")
 
-MAINTAIN_EVERY = timedelta(hours=1)  # an idle daemon still moves tickets that became history with time
+MAINTAIN_EVERY = timedelta(hours=1)
+REPAIRS_KEPT = 10  # the store's repairs `status` shows, newest last  # an idle daemon still moves tickets that became history with time
 
 
 def since_boot() -> float:
@@ -76,6 +77,18 @@ class Helpdesk:
         self.unsaved = ""  # why the state in memory could not be saved ("" when it was)
         self._maintained_at: datetime | None = None
         self.progress: Callable[[int, int | None], None] = lambda seen, expected: None  # per message fetched
+        self._repairs_told = 0
+        self._tell_repairs(self.clock())
+
+    def _tell_repairs(self, now: datetime) -> None:
+        """What the store mended (temp files of a killed compaction, an archive index rebuilt: store.py) goes into
+        the health file, so `status` says so; the store has logged it already."""
+        repairs = self.store.repairs
+        if len(repairs) > self._repairs_told:
+            told = self.health.read().get("repairs", [])
+            new = [{"at": now.isoformat(), "what": what} for what in repairs[self._repairs_told:]]
+            self.health.write(repairs=(told + new)[-REPAIRS_KEPT:])
+            self._repairs_told = len(repairs)
 
     def save(self) -> None:
         """Write the state. When it cannot be written (a full disk, a read-only folder) the state in memory is the
@@ -231,6 +244,7 @@ class Helpdesk:
             self.unsaved = str(exc)
             raise
         self._maintained_at = now
+        self._tell_repairs(now)
         if moved:
             log.info("moved %d closed ticket(s) or old record(s) to the archive", moved)
 

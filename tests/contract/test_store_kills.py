@@ -295,6 +295,9 @@ def test_a_deleted_or_damaged_archive_index_comes_back_at_start(desk, backend, d
     result = CliRunner().invoke(main, ["tickets", urgent.key, "--config", str(tmp_path / "cli.toml"), "--json"])
     assert result.exit_code == 0 and json.loads(result.output)["key"] == urgent.key, result.output
     assert Store(desk.store.path).load() and Store(desk.store.path).repairs == [], "repaired once"
+    status = CliRunner().invoke(main, ["status", "--config", str(tmp_path / "cli.toml")])
+    repaired = [line for line in status.output.splitlines() if line.startswith("repaired at ")]
+    assert len(repaired) == 1 and said in repaired[0] and "rebuilt" in repaired[0], status.output  # status says so
 
 
 def test_an_index_deleted_while_a_command_reads_is_rebuilt_for_tickets_key(tmp_path):
