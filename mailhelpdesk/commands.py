@@ -18,7 +18,8 @@ def check_setup(config_path: Path) -> Iterable[str | MailHelpdeskError]:
     the key to fix). Every part is checked even when an earlier one failed, so one run shows every mistake."""
     from .labels import scheme_for
     from .mailbox import open_mailbox
-    from .templates import check_templates, sample_contexts
+    from .samples import sample_contexts
+    from .templates import check_templates
 
     config = load_config(config_path)  # a config that cannot be read stops here (one line, exit 2)
     yield f"config {config.path}: ok (helpdesk {config.helpdesk.name!r} <{config.helpdesk.address}>, backend {config.mailbox.backend})"

@@ -23,8 +23,11 @@ from .errors import LockError, MailboxError, StateFileError, StateLostError, Sto
 from .health import Health, Sending, summary
 from .mail import ID_SECRET
 from .mailbox import open_mailbox
-from .mailbox.base import Mailbox, relocate, stop_on
+from .mailbox.base import Mailbox, stop_on
+from .relocation import relocate
 from .model import Action, Incoming, SendMail, SetLabels, State
+from .labels import records_label
+from .order import in_order
 from .parse import parse_message
 from .store import Store
 from .systemd import notify
@@ -257,7 +260,7 @@ class Helpdesk:
         seq = int(state.cursors.get(records.SEQ_CURSOR, 1))
         messages = records.compose_records(tickets, self.config.support_address, self.config.helpdesk.name, now, seq,
                                            secret=state.cursors.get(ID_SECRET, ""))
-        folder = records.folder_name(self.config.helpdesk.label_root)
+        folder = records_label(self.config.helpdesk.label_root)
         for message in messages:
             self.mailbox.keep_record(message, folder)
         state.cursors[records.SEQ_CURSOR] = seq + len(messages)
@@ -304,25 +307,6 @@ def newest_arrival(messages: list[Incoming]) -> datetime | None:
     """The latest time the server stamped on mail delivered to the inbox in this pass (IMAP INTERNALDATE, Gmail
     internalDate): the mail server's clock, as clock_guard.py asks for it."""
     return max((m.received_at for m in messages if m.folder_role == "inbox" and m.received_at), default=None)
-
-
-def in_order(messages: list[Incoming], now: datetime) -> list[Incoming]:
-    """The order things happened: by time, but never before a message of the batch that it answers
-    (clocks and arrival times disagree: a reply can carry an earlier stamp than what it replies to)."""
-    by_id = {m.facts.message_id: m for m in messages}
-    effective: dict[str, tuple[datetime, int]] = {}
-
-    def when(message: Incoming, depth: int = 0) -> tuple[datetime, int]:
-        """(the latest time among it and what it answers, how many answered messages precede it)"""
-        key = message.facts.message_id
-        if key not in effective:
-            effective[key] = (message.when or now, 0)  # provisional: breaks reference cycles
-            parents = [when(by_id[p], depth + 1) for p in message.facts.thread_keys if p in by_id and p != key]
-            if parents and depth < 50:
-                effective[key] = (max(effective[key][0], *(t for t, _ in parents)), 1 + max(d for _, d in parents))
-        return effective[key]
-
-    return sorted(messages, key=lambda m: (*when(m), m.when or now, m.ref))
 
 
 class InstanceLock:

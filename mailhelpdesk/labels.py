@@ -10,6 +10,12 @@ from .model import Priority, Status, Ticket
 from .sla_state import sla_state
 
 
+def records_label(root: str) -> str:
+    """Where the daemon keeps its records (records.py): an IMAP folder (with the server's hierarchy separator in
+    place of '/') or a Gmail label, beside the labels agents see."""
+    return f"{root}/Records"
+
+
 @dataclass(frozen=True)
 class LabelScheme:
     root: str

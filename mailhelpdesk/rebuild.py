@@ -15,13 +15,14 @@ from typing import Callable
 
 from .config import Config
 from . import transitions
-from .daemon import in_order
+from .order import in_order
 from .engine import Engine
 from .mail import ID_SECRET, MailFactory
 from .mailbox.base import Mailbox
 from .model import ArchiveLookup, Incoming, MailKind, SentRecord, State, Status, Step, Ticket
 from .parse import parse_message
-from .records import SEQ_CURSOR, entry_fingerprint, folder_name, read_records
+from .labels import records_label
+from .records import SEQ_CURSOR, entry_fingerprint, read_records
 from .rules.senders import sender_key
 
 
@@ -35,7 +36,7 @@ def rebuild_from(config: Config, mailbox: Mailbox, now: datetime,
     mailbox.connect()
     mailbox.prepare(engine.labels.to_create())
     prefix = config.helpdesk.ticket_prefix
-    found = read_records(mailbox.records(folder_name(config.helpdesk.label_root)), config.support_address, prefix)
+    found = read_records(mailbox.records(records_label(config.helpdesk.label_root)), config.support_address, prefix)
     entries = found.entries
     since = now - timedelta(days=config.imap.import_days)
     changes = mailbox.changes({}, since)

@@ -40,11 +40,6 @@ PER_MESSAGE = 500  # tickets per record message (a line each, ~200 bytes)
 SEQ_CURSOR = "record_seq"
 
 
-def folder_name(root: str) -> str:
-    """The records folder (IMAP, with the server's hierarchy separator in place of '/') or Gmail label."""
-    return f"{root}/Records"
-
-
 @dataclass(frozen=True)
 class Entry:
     """One ticket as a record states it."""

@@ -57,7 +57,7 @@ def test_a_reply_dated_before_the_resolved_label_but_arriving_after_it_reopens_t
 
 def test_a_reply_that_arrived_before_the_agents_answer_does_not_reopen():
     """Arrival only decides against what was recorded later: an older reply fed late still waits behind the
-    agent's answer (the batch order of daemon.in_order is kept)."""
+    agent's answer (the batch order of order.in_order is kept)."""
     desk = Desk()
     desk.feed("question.eml")
     desk.feed("agent_reply.eml", folder_role="sent")  # 11:00: pending

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from ..config import Config
 from ..errors import AuthError, ConfigError, MailboxError
-from ..records import folder_name
+from ..labels import records_label
 from .base import Changes, RawMessage, new_mail_line
 from .capabilities import GMAIL
 from .retry import persist
@@ -533,7 +533,7 @@ class GmailMailbox:
                 if message is None:
                     continue  # deleted meanwhile
                 labels = set(message.get("labelIds", []))
-                if labels & SKIP_LABELS or self.label_ids.get(folder_name(self.root), "-") in labels:
+                if labels & SKIP_LABELS or self.label_ids.get(records_label(self.root), "-") in labels:
                     continue  # (the daemon's own records are read by `records`, never as mail)
                 raw = base64.urlsafe_b64decode(message["raw"] + "=" * (-len(message["raw"]) % 4))
                 received = datetime.fromtimestamp(int(message.get("internalDate", "0")) / 1000, UTC)

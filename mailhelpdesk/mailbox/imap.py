@@ -22,7 +22,8 @@ from ..errors import AuthError, CapabilityError, MailboxError, MailboxSetupError
 from ..netfaults import connect_problem
 from ..smtp import SmtpSender
 from . import _internals
-from .base import Changes, RawMessage, Relocation, new_mail_line
+from ..relocation import Relocation
+from .base import Changes, RawMessage, new_mail_line
 from .capabilities import IMAP, SentCopy
 from .imap_labels import LabelWay, keyword, label_store_for
 

@@ -19,7 +19,7 @@ from backends import ImapBackend, base_config
 from clocks import child_env, wait_for
 from mailhelpdesk.config import config_from_dict
 from mailhelpdesk.daemon import Helpdesk
-from mailhelpdesk.mailbox.base import relocate
+from mailhelpdesk.relocation import relocate
 from mailhelpdesk.mailbox.imap import ImapMailbox, keyword
 from mailhelpdesk.model import Status
 
@@ -217,7 +217,7 @@ def test_after_a_uidvalidity_change_old_tickets_are_found_again_by_message_id(im
 
 
 def test_relocate_is_idempotent_and_leaves_other_folders_alone():
-    from mailhelpdesk.mailbox.base import Relocation
+    from mailhelpdesk.relocation import Relocation
     from mailhelpdesk.model import State, Ticket, ref_key
 
     ticket = Ticket("HD-1", 1, "a@x.example", "s", T0, message_ids=("<a@x>", "<b@x>"),

@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 from mailhelpdesk.mail import ID_SECRET, OUR_ID_PREFIX
 from mailhelpdesk.model import State
 from mailhelpdesk.rebuild import rebuild_from
-from mailhelpdesk.records import SECRET_HEADER, folder_name, read_records
+from mailhelpdesk.labels import records_label
+from mailhelpdesk.records import SECRET_HEADER, read_records
 from mailhelpdesk.store import Store
 from test_behaviour import OPEN, RESOLVED, backend  # noqa: F401  (fixture)
 from test_robots_and_strangers import mail
@@ -114,7 +115,7 @@ def test_the_secret_survives_a_lost_state_so_our_ids_stay_the_same(backend):
     clock = Clock(T0)
     desk, real = running(backend, clock)
     secret = desk.state.cursors[ID_SECRET]
-    raws = list(desk.mailbox.records(folder_name(desk.config.helpdesk.label_root)))
+    raws = list(desk.mailbox.records(records_label(desk.config.helpdesk.label_root)))
     assert raws and all(f"{SECRET_HEADER}: {secret}" in raw.decode() for raw in raws)
     assert read_records(raws, desk.config.support_address, "HD").secret == secret
     desk.close()
@@ -138,7 +139,7 @@ def test_a_resolved_ticket_gets_its_resolution_time_back_and_still_closes_on_tim
     resolved = desk.state.tickets["HD-1"]
     assert resolved.status.value == "resolved" and resolved.resolved_at == clock.now
     assert [str(m["X-Mailhelpdesk-Kind"]) for m in backend.outgoing()].count("resolution") == 1
-    raws = list(desk.mailbox.records(folder_name(desk.config.helpdesk.label_root)))
+    raws = list(desk.mailbox.records(records_label(desk.config.helpdesk.label_root)))
     assert read_records(raws, desk.config.support_address, "HD").entries["HD-1"].resolved == clock.now.isoformat()
     sent, labels = len(backend.outgoing()), backend.all_labels()
 
