@@ -14,7 +14,8 @@ import pytest
 from mailhelpdesk.clients import thunderbird
 from mailhelpdesk.config import Config, config_from_dict
 from mailhelpdesk.errors import ConfigError
-from mailhelpdesk.mailbox import BACKENDS, capabilities, open_mailbox
+from mailhelpdesk.mailbox import open_mailbox
+from mailhelpdesk.mailbox.capabilities import BACKENDS, capabilities
 from mailhelpdesk.mailbox import _internals
 from mailhelpdesk.mailbox.capabilities import LabelStore, Login, SentCopy, adapter_class
 from mailhelpdesk.mailbox.imap import ImapMailbox

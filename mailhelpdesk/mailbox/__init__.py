@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .capabilities import BACKENDS, Capabilities, capabilities
-
 if TYPE_CHECKING:
     from ..config import Config
     from .base import Mailbox
-
-__all__ = ["BACKENDS", "Capabilities", "capabilities", "open_mailbox"]
 
 
 def open_mailbox(config: Config) -> Mailbox:
