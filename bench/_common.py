@@ -262,8 +262,8 @@ def gmail_helpdesk(fake: Any, state_dir: Path, clock=None, *, sending: bool = Tr
     from google.oauth2.credentials import Credentials
 
     from mailhelpdesk.config import config_from_dict
-    from mailhelpdesk.daemon import Helpdesk
-    from mailhelpdesk.mailbox.gmail import GmailMailbox
+    from mailhelpdesk.app.daemon import Helpdesk
+    from mailhelpdesk.backends.gmail import GmailMailbox
 
     data: dict[str, Any] = {
         "helpdesk": {"address": SUPPORT, "name": "Bench Support", "timezone": "Europe/Vienna",

@@ -110,8 +110,8 @@ def main() -> None:
     c.quiet_logs()
     from servers import ImapAccount
 
-    from mailhelpdesk.daemon import Helpdesk
-    from mailhelpdesk.mailbox import imap as adapter
+    from mailhelpdesk.app.daemon import Helpdesk
+    from mailhelpdesk.backends import imap as adapter
 
     KEEP = adapter.KEEP_LIMIT
     now = c.bench_now()

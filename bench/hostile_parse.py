@@ -13,7 +13,7 @@ import time
 
 from _common import TESTS, emit
 
-from mailhelpdesk.parse import html_to_text, parse_message
+from mailhelpdesk.core.mail.parse import html_to_text, parse_message
 
 
 def load_corpus():

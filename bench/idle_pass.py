@@ -53,7 +53,7 @@ class SaveTimer:
 def imap_rows(server, sink, size: int, recent: int, idle: int, tmp) -> list[dict]:
     from servers import ImapAccount
 
-    from mailhelpdesk.daemon import Helpdesk
+    from mailhelpdesk.app.daemon import Helpdesk
 
     now = c.bench_now()
     account = ImapAccount.create(server, prefix=f"idle{size}")

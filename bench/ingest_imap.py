@@ -67,7 +67,7 @@ class Breakdown:
         setattr(owner, attr, timed)
 
     def attach(self, helpdesk) -> None:
-        import mailhelpdesk.daemon as daemon
+        import mailhelpdesk.app.daemon as daemon
 
         self._daemon, self._parse = daemon, getattr(daemon, "parse_message", None)
         self.wrap(daemon, "parse_message", "parse_message")
@@ -102,7 +102,7 @@ class Breakdown:
 
 
 def helpdesk_pass(config, sink, clock) -> dict:
-    from mailhelpdesk.daemon import Helpdesk
+    from mailhelpdesk.app.daemon import Helpdesk
 
     helpdesk = Helpdesk(config, clock=clock)
     counter = c.instrument_imap(helpdesk)

@@ -1,7 +1,7 @@
 """`mailhelpdesk --help` wall time (median of --runs subprocesses, target < 0.3 s) and the slowest imports
 (python -X importtime).
 
-Runs this checkout's package (PYTHONPATH=<repo>) the way the console script does (`from mailhelpdesk.cli import
+Runs this checkout's package (PYTHONPATH=<repo>) the way the console script does (`from mailhelpdesk.app.cli import
 main; main()`), next to the bare interpreter start (`python -c pass`) for reference, and the installed console
 script too when there is one. Run: python bench/startup.py [--runs 10]
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import _common as c
 
-ENTRY = "import sys; from mailhelpdesk.cli import main; sys.argv[0] = 'mailhelpdesk'; sys.exit(main())"
+ENTRY = "import sys; from mailhelpdesk.app.cli import main; sys.argv[0] = 'mailhelpdesk'; sys.exit(main())"
 TARGET = 0.3
 
 
@@ -79,7 +79,7 @@ def main() -> None:
         results.append((name, median, samples, rc))
         print(f"{name}: {median * 1000:.0f} ms", flush=True)
 
-    rows = importtime("from mailhelpdesk.cli import main")
+    rows = importtime("from mailhelpdesk.app.cli import main")
     total = sum(s for s, _, _, _ in rows)
     by_package: dict[str, int] = defaultdict(int)
     for self_us, _, _, module in rows:
@@ -92,7 +92,7 @@ def main() -> None:
                     "" if rc == 0 else f"exit {rc}"] for name, m, s, rc in results],
                   [f"command ({args.runs} runs)", "median", "range", ""]))
     print(f"\ntarget: mailhelpdesk --help < {TARGET * 1000:.0f} ms")
-    print(f"\n-X importtime of `from mailhelpdesk.cli import main`: {total / 1000:.0f} ms of imports in all")
+    print(f"\n-X importtime of `from mailhelpdesk.app.cli import main`: {total / 1000:.0f} ms of imports in all")
     print(c.table([[module, f"{cum / 1000:.1f} ms"] for cum, module in top_level],
                   ["slowest imports (top level, cumulative)", "time"]))
     print()

@@ -1,4 +1,4 @@
-"""The state file (TinyDB, mailhelpdesk.store.Store) at 20,000 tickets: save and load times, file size, and the
+"""The state file (TinyDB, mailhelpdesk.store.state.Store) at 20,000 tickets: save and load times, file size, and the
 peak Python memory (tracemalloc) while loading.
 
 Each ticket is realistic: 2-5 messages (Message-IDs, refs, participants), a thread id, its labels and 4-9
@@ -23,7 +23,7 @@ import _common as c
 
 def build_state(n: int, seed: int = 1):
     from mailhelpdesk.model import HistoryEntry, Ignored, Priority, SentRecord, State, Status, Ticket
-    from mailhelpdesk.rules.threading import ref_key, thread_key
+    from mailhelpdesk.core.judge.threading import ref_key, thread_key
 
     rng = random.Random(seed)
     now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -93,7 +93,7 @@ def timed(fn, repeat: int) -> tuple[float, list[float], object]:
 
 def traced_load_peak(tickets: int, tmp) -> tuple[float, float]:
     """(peak, kept) MB of Python memory (tracemalloc) while Store.load() reads a state of `tickets` tickets."""
-    from mailhelpdesk.store import Store
+    from mailhelpdesk.store.state import Store
 
     store = Store(tmp / f"traced-{tickets}.json")
     store.save(build_state(tickets, seed=2))
@@ -120,7 +120,7 @@ def main() -> None:
     import typing
 
     from mailhelpdesk.model import SentRecord, Ticket
-    from mailhelpdesk.store import AtomicJSONStorage, Store, decode, encode
+    from mailhelpdesk.store.state import AtomicJSONStorage, Store, decode, encode
 
     started = time.perf_counter()
     state = build_state(args.tickets)

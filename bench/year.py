@@ -120,7 +120,7 @@ class HistoryWriter:
 
     def __init__(self, archive: Any, now: datetime, count: int, samples: int = 3, seed: int = 7):
         from mailhelpdesk.model import SentRecord, Ticket
-        from mailhelpdesk.store import encode
+        from mailhelpdesk.store.state import encode
 
         epoch = datetime(2000, 1, 1, tzinfo=UTC)
         self.ticket_template = encode(Ticket(key="", number=0, customer="", subject="", created_at=epoch))
@@ -195,7 +195,7 @@ class HistoryWriter:
 
     def write_month(self, folder: Path, month_now: datetime, docs: list[tuple[dict, list[dict]]]) -> None:
         """What Archive.add(entries, month_now) writes, for these (ticket, sent) documents."""
-        from mailhelpdesk import archive
+        from mailhelpdesk.store import archive
 
         month = f"{month_now:%Y-%m}"
         lines, names = [], {}
@@ -219,9 +219,9 @@ class HistoryWriter:
     def check_format(self, tmp: Path) -> None:
         """The bulk writer's bytes equal Archive.add's for a sample of tickets (else the bench would measure
         another format than the product's)."""
-        from mailhelpdesk.archive import Archive, Entry
+        from mailhelpdesk.store.archive import Archive, Entry
         from mailhelpdesk.model import SentRecord, Ticket
-        from mailhelpdesk.store import decode, encode
+        from mailhelpdesk.store.state import decode, encode
 
         saved = self.rng.getstate()
         when = self.now - 40 * DAY
@@ -263,13 +263,13 @@ class HistoryWriter:
 
 def _append(path: Path, text: str) -> None:
     """Append and fsync, as the archive does (the bytes are checked against Archive.add's by check_format)."""
-    from mailhelpdesk import archive
+    from mailhelpdesk.store import archive
 
     archive._append(path, text)
 
 
 def _fsync(folder: Path) -> None:
-    from mailhelpdesk.archive import fsync_dir
+    from mailhelpdesk.store.archive import fsync_dir
 
     fsync_dir(folder)
 
@@ -282,12 +282,12 @@ def working_set(state: Any, config: Any, first: int, count: int, now: datetime, 
     with their acknowledgement / assignment (and resolution) records, labels as the daemon would have set them and
     records written, and the per-sender log of the last day's acknowledgements: a steady state in which no timed
     duty has anything to do. Returns open tickets to reply to."""
-    from mailhelpdesk import records
-    from mailhelpdesk.engine import Engine
-    from mailhelpdesk.labels import scheme_for
-    from mailhelpdesk.mail import ID_SECRET
+    from mailhelpdesk.store import records
+    from mailhelpdesk.core.engine import Engine
+    from mailhelpdesk.core.labels import scheme_for
+    from mailhelpdesk.core.mail.factory import ID_SECRET
     from mailhelpdesk.model import HistoryEntry, Priority, SentRecord, Status, Ticket
-    from mailhelpdesk.rules.senders import sender_key
+    from mailhelpdesk.core.judge.senders import sender_key
 
     rng = random.Random(seed)
     scheme = scheme_for(config)
@@ -365,7 +365,7 @@ def cli_path() -> list[str]:
     script = Path(sys.executable).with_name("mailhelpdesk")
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "import sys; from mailhelpdesk.cli import main; sys.exit(main())"]
+    return [sys.executable, "-c", "import sys; from mailhelpdesk.app.cli import main; sys.exit(main())"]
 
 
 TIME = "/usr/bin/time"
@@ -408,7 +408,7 @@ def _wait4(proc: subprocess.Popen, timeout: float):
 
 LOAD_CODE = """
 import gc, json, statistics, sys, time
-from mailhelpdesk.store import Store
+from mailhelpdesk.store.state import Store
 samples = []
 for _ in range(int(sys.argv[2])):
     gc.collect()
@@ -423,9 +423,9 @@ print(json.dumps({"seconds": statistics.median(samples), "all": samples, "ticket
 STREAMED_REPORT_CODE = """
 import json, sys, time
 from datetime import UTC, datetime, timedelta
-from mailhelpdesk import report as figures
+from mailhelpdesk.core import report as figures
 from mailhelpdesk.config import calendar, load_config
-from mailhelpdesk.store import Store
+from mailhelpdesk.store.state import Store
 config = load_config(sys.argv[1], secrets=False)
 started = time.perf_counter()
 store = Store(config.resolve(config.helpdesk.state_file))
@@ -440,7 +440,7 @@ print(json.dumps({"seconds": time.perf_counter() - started, "opened": result.tot
 
 PROFILE_CODE = """
 import cProfile, io, pstats, sys
-from mailhelpdesk.cli import main
+from mailhelpdesk.app.cli import main
 args = sys.argv[2:]
 profile = cProfile.Profile()
 profile.enable()
@@ -464,8 +464,8 @@ def worker(spec_path: str) -> None:
     from imapclient import IMAPClient
 
     from mailhelpdesk.config import load_config
-    from mailhelpdesk.daemon import Helpdesk
-    from mailhelpdesk.mailbox.imap_labels import keyword
+    from mailhelpdesk.app.daemon import Helpdesk
+    from mailhelpdesk.backends.imap_labels import keyword
 
     spec = json.loads(Path(spec_path).read_text())
     c.quiet_logs()
@@ -626,8 +626,8 @@ def prepare(history: int, args: argparse.Namespace, server: Any, sink: Any, tmp:
     from servers import ImapAccount
 
     from mailhelpdesk.config import load_config
-    from mailhelpdesk.daemon import Helpdesk
-    from mailhelpdesk.store import Store
+    from mailhelpdesk.app.daemon import Helpdesk
+    from mailhelpdesk.store.state import Store
 
     home = tmp / f"history-{history}"
     account = ImapAccount.create(server, prefix=f"y{history}")
@@ -674,7 +674,7 @@ def prepare(history: int, args: argparse.Namespace, server: Any, sink: Any, tmp:
 
 def lookup_cost(archive: Any, count: int = 200) -> float:
     """Median seconds of one `Archive.lookup` of a Message-ID the archive never saw (what every new mail asks:
-    rules/known.py), the part of a pass that reads a file which grows with the history (one index bucket)."""
+    core/rules/known.py), the part of a pass that reads a file which grows with the history (one index bucket)."""
     samples = []
     for i in range(count):
         name = f"<never.{i}.{random.getrandbits(64):x}@gmail.com>"

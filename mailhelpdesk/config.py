@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .errors import ConfigError
-from .mailbox.capabilities import BACKENDS, capabilities
-from .model import Priority
+from mailhelpdesk.errors import ConfigError
+from mailhelpdesk.capabilities import BACKENDS, capabilities
+from mailhelpdesk.model import Priority
 
 DEFAULT_CONFIG = "mailhelpdesk.toml"
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -35,7 +35,7 @@ class HelpdeskConfig:
     label_root: str = "Helpdesk"
     templates_dir: str = ""
     language: Literal["en", "ru"] = "en"
-    free_mail_domains: list[str] = field(default_factory=list)  # besides rules/senders.FREE_MAIL (gmail.com ...)
+    free_mail_domains: list[str] = field(default_factory=list)  # besides core/judge/senders.FREE_MAIL (gmail.com ...)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -122,7 +122,7 @@ class AutoreplyConfig:
     enabled: bool = True
     template: str = "acknowledgement"
     max_age_hours: int = 24
-    # Loops are stopped by what they are (rules/loops.py); these ceilings are the last line of defence, set where
+    # Loops are stopped by what they are (core/judge/loops.py); these ceilings are the last line of defence, set where
     # no person reaches them: each new request of a person is acknowledged, whoever else wrote today.
     max_per_sender: int = 10  # acknowledgements to one address (without case or +tag) ...
     per_sender_hours: int = 1  # ... per this many hours
@@ -240,7 +240,7 @@ class Config:
 
     def first_response_target(self, priority: Priority):  # -> sla.Target
         """Days are working days (`1d`: the same time on the next working day), hours are business hours."""
-        from .sla import parse_target
+        from mailhelpdesk.core.sla import parse_target
 
         return parse_target(self.sla.first_response.get(priority.value) or SlaConfig().first_response[priority.value])
 
@@ -428,7 +428,7 @@ def _check(config: Config, path: Path) -> None:
                 re.compile(getattr(rule, key))
             except re.error as exc:
                 raise ConfigError(f"{path}: [[priority.rules]] #{i + 1} {key} is not a valid regular expression: {exc}") from None
-    from .sla import BusinessCalendar, parse_duration
+    from mailhelpdesk.core.sla import BusinessCalendar, parse_duration
 
     for key, value in [*config.sla.first_response.items(), ("escalate_after", config.sla.escalate_after)]:
         if key != "escalate_after" and key not in {p.value for p in Priority}:
@@ -456,7 +456,7 @@ def _check(config: Config, path: Path) -> None:
     except ValueError as exc:
         raise ConfigError(f"{path}: [resolution] close_after: {exc}") from None
     try:
-        from .digest import cron_trigger
+        from mailhelpdesk.core.duties.digests import cron_trigger
 
         cron_trigger(config.digest.schedule, h.timezone)
     except ValueError as exc:
@@ -483,7 +483,7 @@ def _check(config: Config, path: Path) -> None:
 
 def calendar(config: Config):  # -> BusinessCalendar
     """The business calendar of this helpdesk (built from [sla] and the time zone)."""
-    from .sla import BusinessCalendar
+    from mailhelpdesk.core.sla import BusinessCalendar
 
     s = config.sla
     return BusinessCalendar.from_settings(

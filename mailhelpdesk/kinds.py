@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
-    from .model import Ticket
+    from mailhelpdesk.model import Ticket
 
 
 class MailKind(StrEnum):
@@ -28,7 +28,7 @@ class MailKind(StrEnum):
     DIGEST = "digest"
     LEAD_DIGEST = "lead digest"
     BACKLOG_SUMMARY = "backlog summary"
-    NOTICES = "notices"  # several notices to one agent or lead, batched into one mail (duties/notices.py)
+    NOTICES = "notices"  # several notices to one agent or lead, batched into one mail (core/duties/notices.py)
 
 
 class Audience(StrEnum):
@@ -54,7 +54,7 @@ def _settled(ticket: Ticket, now: datetime) -> str:
 
 def _no_longer_waiting(ticket: Ticket, now: datetime) -> str:
     """The escalation ladder: only while the customer still waits for the answer the reminder is about."""
-    from .sla_state import sla_state
+    from mailhelpdesk.core.sla_state import sla_state
 
     return "" if sla_state(ticket, now).waiting else "the customer was answered before the reminder went out"
 
@@ -64,7 +64,7 @@ class Kind:
     audience: Audience
     answers: bool = False  # it answers a message (`auto-replied`); else a notice nobody asked for (`auto-generated`)
     per_ticket: bool = True  # about one ticket (a digest is not)
-    batched: bool = False  # a notice to the team: held and batched per address (duties/notices.py)
+    batched: bool = False  # a notice to the team: held and batched per address (core/duties/notices.py)
     template: str = ""  # its template's name; "" for the kind's value with "_" for " "
     html: bool = True  # an HTML part beside the text, when the template has one
     lost_point: LostPoint | None = None

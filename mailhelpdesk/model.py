@@ -29,7 +29,7 @@ class Priority(StrEnum):
         return list(Priority).index(self)
 
 
-from .kinds import MailKind  # noqa: E402  (what each kind of mail means is one table: kinds.py)
+from mailhelpdesk.kinds import MailKind  # noqa: E402  (what each kind of mail means is one table: kinds.py)
 
 
 class HistoryEvent(StrEnum):
@@ -56,15 +56,15 @@ class HistoryEvent(StrEnum):
     ESCALATION_WARN = "escalation: warn"
     ESCALATION_BREACH = "escalation: breach"
     ESCALATION_LEAD = "escalation: lead"
-    ACK_DROPPED = "acknowledgement dropped"  # outbox.py: it waited in the outbox while an agent answered
-    NOTICE_DROPPED = "notice dropped"  # outbox.py: a notice or reminder that lost its point while it waited
+    ACK_DROPPED = "acknowledgement dropped"  # core/outbox.py: it waited in the outbox while an agent answered
+    NOTICE_DROPPED = "notice dropped"  # core/outbox.py: a notice or reminder that lost its point while it waited
     COULD_NOT_SEND = "could not send"
     DUTY_FAILED = "duty failed"
 
 
 
 class Step(StrEnum):
-    """A rung of the escalation ladder (rules/escalation.py); stored as its value (`Ticket.escalations`, records)."""
+    """A rung of the escalation ladder (core/judge/ladder.py); stored as its value (`Ticket.escalations`, records)."""
 
     WARN = "warn"  # the assignee, before the breach
     BREACH = "breach"  # the assignee, at the breach (and the Overdue label)
@@ -146,7 +146,7 @@ class MessageFacts:
     body: str = ""
     ours: str = ""
     our_kind: str = ""
-    auth_headers: tuple[AuthHeader, ...] = ()  # Authentication-Results, topmost first (rules/authentication.py)
+    auth_headers: tuple[AuthHeader, ...] = ()  # Authentication-Results, topmost first (core/judge/authentication.py)
     from_addresses: tuple[str, ...] = ()  # every address of every From: header (commands need exactly one)
     has_attachments: bool = False
     defects: tuple[str, ...] = ()
@@ -278,8 +278,8 @@ class Ticket:
     related: tuple[str, ...] = ()
     bounced: bool = False
     history: tuple[HistoryEntry, ...] = ()  # a History when loaded (the same, decoded when first read)
-    recorded: str = ""  # what the mailbox's record of this ticket says (records.py); "" before the first one
-    shape: str = ""  # the request's shape (rules/loops.py): the same mail again and again is a robot's
+    recorded: str = ""  # what the mailbox's record of this ticket says (store/records.py); "" before the first one
+    shape: str = ""  # the request's shape (core/judge/loops.py): the same mail again and again is a robot's
 
     @property
     def ack_withheld(self) -> str:
@@ -350,7 +350,7 @@ def ref_key(ref: str) -> str:
 
 
 def shape_key(shape: str) -> str:
-    """Index key of a request's shape: the latest ticket whose request had it (rules/loops.py)."""
+    """Index key of a request's shape: the latest ticket whose request had it (core/judge/loops.py)."""
     return f"shape:{shape}"
 
 
@@ -398,7 +398,7 @@ Action = SetLabels | SendMail
 @dataclass(frozen=True)
 class Notice:
     """A notice to an agent or a lead (a new assignment, an escalation step), held until it is mailed: alone when
-    it is the only one, else batched with the others to the same address (duties/notices.py)."""
+    it is the only one, else batched with the others to the same address (core/duties/notices.py)."""
 
     kind: MailKind  # one of NOTICE_KINDS
     ticket: str
@@ -428,9 +428,9 @@ class Plan:
     next_number: int | None = None
     rr_index: int | None = None
     cursors: dict[str, Any] = field(default_factory=dict)
-    sent: dict[str, SentRecord] = field(default_factory=dict)  # the outbox and sent log (outbox.py)
-    senders: list[tuple[str, datetime]] = field(default_factory=list)  # acknowledgements sent, for rules/senders.py
-    notices: list[Notice] = field(default_factory=list)  # notices to hold for the next batch (duties/notices.py)
+    sent: dict[str, SentRecord] = field(default_factory=dict)  # the outbox and sent log (core/outbox.py)
+    senders: list[tuple[str, datetime]] = field(default_factory=list)  # acknowledgements sent, for core/judge/senders.py
+    notices: list[Notice] = field(default_factory=list)  # notices to hold for the next batch (core/duties/notices.py)
 
     def put(self, ticket: Ticket) -> Ticket:
         self.tickets[ticket.key] = ticket
@@ -453,7 +453,7 @@ class Plan:
 
 @dataclass(frozen=True, slots=True)
 class SentRecord:
-    """One mail of the outbox and then of the sent log; replaced, never changed in place (outbox.py)."""
+    """One mail of the outbox and then of the sent log; replaced, never changed in place (core/outbox.py)."""
 
     key: str
     message_id: str
@@ -497,7 +497,7 @@ class State:
     quarantine: dict[str, str] = field(default_factory=dict)
     next_number: int = 1
     rr_index: int = 0
-    archive: ArchiveLookup | None = field(default=None, compare=False, repr=False)  # closed tickets (archive.py)
+    archive: ArchiveLookup | None = field(default=None, compare=False, repr=False)  # closed tickets (store/archive.py)
 
     @property
     def first_run(self) -> bool:

@@ -1,7 +1,7 @@
 """A local fake of the Gmail API (v1) for tests, driven through the real google-api-python-client.
 
 It runs a stdlib ``ThreadingHTTPServer`` on 127.0.0.1 in a background thread and keeps one mailbox in
-memory. It serves what the Gmail adapter (mailhelpdesk/mailbox/gmail.py) calls: users.getProfile, users.watch,
+memory. It serves what the Gmail adapter (mailhelpdesk/backends/gmail.py) calls: users.getProfile, users.watch,
 labels.list and .create, messages.list, .get (formats raw and minimal), .modify, .batchModify, .send and .insert,
 history.list, batch requests and the OAuth token endpoint. Each follows the API's documented behaviour closely
 enough that the adapter should behave the same against Gmail; what is guessed rather than documented is marked
@@ -67,7 +67,7 @@ QUOTA_UNITS: dict[str, int] = {
 
 def discovery_document() -> dict:
     """The packaged gmail.v1 discovery document (a fresh copy each call), read as the adapter reads it."""
-    from mailhelpdesk.mailbox._internals import gmail_discovery_document
+    from mailhelpdesk.backends._internals import gmail_discovery_document
 
     return gmail_discovery_document()
 

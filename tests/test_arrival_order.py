@@ -8,7 +8,7 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from mailhelpdesk.model import SetLabels, Status
-from mailhelpdesk.sla_state import sla_state as sla
+from mailhelpdesk.core.sla_state import sla_state as sla
 
 from test_engine import NOW, Desk
 

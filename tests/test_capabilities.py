@@ -1,5 +1,5 @@
-"""Backends declare what they can do in one registry (mailbox/capabilities.py), which config, the wizard, `check`
-and the rules read instead of the backend's name; private library parts stay in mailbox/_internals.py, behind
+"""Backends declare what they can do in one registry (capabilities.py), which config, the wizard, `check`
+and the rules read instead of the backend's name; private library parts stay in backends/_internals.py, behind
 pinned versions; the IMAP adapter keeps labels through one strategy object (keywords, or Gmail labels)."""
 
 from __future__ import annotations
@@ -11,17 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from mailhelpdesk.clients import thunderbird
+from mailhelpdesk.app.clients import thunderbird
 from mailhelpdesk.config import Config, config_from_dict
 from mailhelpdesk.errors import ConfigError
-from mailhelpdesk.mailbox import open_mailbox
-from mailhelpdesk.mailbox.capabilities import BACKENDS, capabilities
-from mailhelpdesk.mailbox import _internals
-from mailhelpdesk.mailbox.capabilities import LabelStore, Login, SentCopy, adapter_class
-from mailhelpdesk.mailbox.imap import ImapMailbox
-from mailhelpdesk.mailbox.imap_labels import GMAIL_LABELS, KEYWORDS, label_store_for
-from mailhelpdesk.mailbox.local import LocalMailbox
-from mailhelpdesk.wizard import render_config
+from mailhelpdesk.backends import open_mailbox
+from mailhelpdesk.capabilities import BACKENDS, capabilities
+from mailhelpdesk.backends import _internals
+from mailhelpdesk.capabilities import LabelStore, Login, SentCopy, adapter_class
+from mailhelpdesk.backends.imap import ImapMailbox
+from mailhelpdesk.backends.imap_labels import GMAIL_LABELS, KEYWORDS, label_store_for
+from mailhelpdesk.backends.local import LocalMailbox
+from mailhelpdesk.app.wizard import render_config
 
 ROOT = Path(__file__).parent.parent
 HELPDESK = {"address": "support@shop.example"}
@@ -121,7 +121,7 @@ def test_no_backend_name_checks_outside_the_adapters():
     package = ROOT / "mailhelpdesk"
     found = {}
     for path in package.rglob("*.py"):
-        if path.parent.name == "mailbox":
+        if path.parent.name == "backends":
             continue
         text = path.read_text(encoding="utf-8")
         hits = len(re.findall(r"""backend["']?\]?\s*(?:[!=]=|in\b)""", text))  # backend ==, a["backend"] !=, backend in
@@ -131,7 +131,7 @@ def test_no_backend_name_checks_outside_the_adapters():
     assert set(found) <= set(PENDING), found
 
 
-# --- private library parts (mailbox/_internals.py) -----------------------------------------------------------
+# --- private library parts (backends/_internals.py) -----------------------------------------------------------
 
 
 def test_the_private_parts_we_use_are_there():

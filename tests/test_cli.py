@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from clocks import frozen_at
 
-from mailhelpdesk.cli import main
+from mailhelpdesk.app.cli import main
 from mailhelpdesk.config import load_config
 
 ROOT = Path(__file__).parent.parent
@@ -125,7 +125,7 @@ def test_demo_shows_tickets_acknowledgements_and_what_it_ignored(tmp_path):
 
 
 def test_run_once_and_dry_run_on_a_local_mailbox(tmp_path):
-    from mailhelpdesk.mailbox.local import LocalMailbox
+    from mailhelpdesk.backends.local import LocalMailbox
 
     (tmp_path / "c.toml").write_text(MINIMAL)
     box = LocalMailbox(tmp_path / "mailbox")
@@ -147,7 +147,7 @@ def test_the_state_file_is_tinydb_and_round_trips(tmp_path):
     """Written in TinyDB's format (TinyDB opens it, with documents named by key) and read back to equal objects."""
     from tinydb import Query
 
-    from mailhelpdesk.store import SCHEMA_VERSION, StateDB, Store
+    from mailhelpdesk.store.state import SCHEMA_VERSION, StateDB, Store
 
     result = run("demo", "--dir", str(tmp_path / "demo"))
     assert result.exit_code == 0

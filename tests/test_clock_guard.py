@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mailhelpdesk.clock_guard import TOLERANCE, Anchor, decide, span
+from mailhelpdesk.core.clock_guard import TOLERANCE, Anchor, decide, span
 
 T = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)  # the time the last pass decided on
 M = 5000.0  # the monotonic clock then

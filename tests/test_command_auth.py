@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 
 from mailhelpdesk.model import AuthHeader, AuthResult, Status
-from mailhelpdesk.rules.authentication import (aligned, organisational_domain, parse_header, proves, sender_failed,
+from mailhelpdesk.core.judge.authentication import (aligned, organisational_domain, parse_header, proves, sender_failed,
                                                verdict)
-from mailhelpdesk.templates import clip
+from mailhelpdesk.core.mail.render import clip
 from test_engine import NOW, Desk, make_config
 
 MX = "mx.shop.example"  # the receiving server's authserv-id in these tests

@@ -496,7 +496,7 @@ def test_invariants_hold_for_other_parameters(kwargs):
 
 
 def test_demo_seed():
-    from mailhelpdesk.demo.seed import AGENTS, SUPPORT, demo_messages
+    from mailhelpdesk.app.demo.seed import AGENTS, SUPPORT, demo_messages
 
     now = datetime(2027, 3, 2, 9, 15, tzinfo=UTC)
     out = demo_messages(now)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mailhelpdesk.digest import _weekday_names, next_fire
+from mailhelpdesk.core.duties.digests import _weekday_names, next_fire
 
 FRIDAY = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 

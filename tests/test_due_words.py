@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mailhelpdesk.sla import BusinessCalendar, answer_by, describe_due
+from mailhelpdesk.core.sla import BusinessCalendar, answer_by, describe_due
 
 BERLIN = ZoneInfo("Europe/Berlin")
 MOSCOW = ZoneInfo("Europe/Moscow")

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from mailhelpdesk.config import config_from_dict
-from mailhelpdesk.engine import Engine
+from mailhelpdesk.core.engine import Engine
 from mailhelpdesk.model import Incoming, Priority, SendMail, SetLabels, State, Status
-from mailhelpdesk.parse import clean_title, parse_message
+from mailhelpdesk.core.mail.parse import clean_title, parse_message
 
 EML = Path(__file__).parent / "fixtures" / "eml"
 NOW = datetime(2026, 11, 20, 10, 30, tzinfo=UTC)  # a Friday

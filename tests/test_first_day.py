@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from mailhelpdesk.digest import build_digests
+from mailhelpdesk.core.duties.digests import build_digests
 from mailhelpdesk.model import SendMail, Status
-from mailhelpdesk.sla import BusinessCalendar, Target, parse_target
-from mailhelpdesk.sla_state import sla_state
+from mailhelpdesk.core.sla import BusinessCalendar, Target, parse_target
+from mailhelpdesk.core.sla_state import sla_state
 from test_engine import Desk, make_config
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -24,7 +24,7 @@ from typing import Any, Callable
 import pytest
 from click.testing import CliRunner
 
-from mailhelpdesk.cli import main
+from mailhelpdesk.app.cli import main
 from mailhelpdesk.errors import AuthError
 
 SCOPE = "https://www.googleapis.com/auth/gmail.modify"

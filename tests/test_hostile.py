@@ -20,12 +20,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailhelpdesk.compose import compose
-from mailhelpdesk.engine import Engine
+from mailhelpdesk.core.mail.compose import compose
+from mailhelpdesk.core.engine import Engine
 from mailhelpdesk.errors import ConfigError, SendError
 from mailhelpdesk.model import Incoming, MessageFacts, Priority, SendMail, State, Status, Ticket
-from mailhelpdesk.parse import BODY_LIMIT, clean_title, html_to_text, parse_message
-from mailhelpdesk.templates import render
+from mailhelpdesk.core.mail.parse import BODY_LIMIT, clean_title, html_to_text, parse_message
+from mailhelpdesk.core.mail.render import render
 from test_engine import EML, NOW, Desk, make_config
 
 HOSTILE_DIR = Path(__file__).parent / "fixtures" / "hostile"
@@ -507,7 +507,7 @@ def test_a_robot_answering_everything_gets_a_bounded_number_of_mails(rfc3834, th
     if threads:  # the replies join the ticket: one acknowledgement in all, the robot opens no ticket
         assert len(to_robot) == 1 and list(desk.state.tickets) == ["HD-1"]
     else:  # every reply is a new request: the first is acknowledged, then the same mail again is a robot's
-        assert len(to_robot) == 2  # (rules/loops.py), well below the ceilings: the loop is over
+        assert len(to_robot) == 2  # (core/judge/loops.py), well below the ceilings: the loop is over
         assert len(desk.state.tickets) == 3 and "the same mail as HD-2" in desk.ticket("HD-3").ack_withheld
     if rfc3834:
         assert all(t.status == Status.OPEN and t.first_response_at is None for t in desk.state.tickets.values())

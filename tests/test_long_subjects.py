@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from mailhelpdesk.config import config_from_dict
-from mailhelpdesk.daemon import Helpdesk
-from mailhelpdesk.mailbox.local import LocalMailbox
+from mailhelpdesk.app.daemon import Helpdesk
+from mailhelpdesk.backends.local import LocalMailbox
 from mailhelpdesk.model import SendMail
-from mailhelpdesk.parse import HEADER_LIMIT, TITLE_LIMIT, clean_title, parse_message, shorten
+from mailhelpdesk.core.mail.parse import HEADER_LIMIT, TITLE_LIMIT, clean_title, parse_message, shorten
 from test_engine import BASE, NOW, Desk, make_config
 
 TEN_MB = 10 * 1024 * 1024

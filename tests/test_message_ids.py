@@ -1,5 +1,5 @@
 """Our Message-IDs nobody can guess (issue 8): an HMAC of the send's key with the installation's secret, the same
-for every retry; the secret is kept in the state and in every record (records.py), so `rebuild` gets it back; a
+for every retry; the secret is kept in the state and in every record (store/records.py), so `rebuild` gets it back; a
 state from before secrets keeps its ids and sends nothing twice. Pure: a fixed `now`, no mailbox."""
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ import hashlib
 import hmac
 from datetime import timedelta
 
-from mailhelpdesk import records, transitions
-from mailhelpdesk.mail import ID_SECRET, OUR_ID_PREFIX, UPGRADE_WINDOW
+from mailhelpdesk.store import records
+
+from mailhelpdesk.core import transitions
+from mailhelpdesk.core.mail.factory import ID_SECRET, OUR_ID_PREFIX, UPGRADE_WINDOW
 from mailhelpdesk.model import SendMail, SentRecord, State, Status
 from test_engine import NOW, Desk, make_config
 from test_workflow import question

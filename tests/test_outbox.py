@@ -1,12 +1,12 @@
-"""The outbox decided by the core (outbox.py): a mail that waited (an outage, a refusal) is looked at again when
+"""The outbox decided by the core (core/outbox.py): a mail that waited (an outage, a refusal) is looked at again when
 its moment comes, and one that lost its point is dropped with a note on its ticket; each outcome of a send is a
-plan the core makes, so effects.py only acts."""
+plan the core makes, so app/effects.py only acts."""
 
 from __future__ import annotations
 
-from mailhelpdesk import outbox
+from mailhelpdesk.core import outbox
 from mailhelpdesk.model import HistoryEvent, MailKind, Status
-from mailhelpdesk.outbox import Outcome, SendOutcome
+from mailhelpdesk.core.outbox import Outcome, SendOutcome
 from test_workflow import FRIDAY_EVENING, SHARED_ACCOUNT_REPLY, at, question, workflow_desk
 
 

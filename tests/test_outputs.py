@@ -17,10 +17,10 @@ from clocks import child_env, wait_for
 
 from click.testing import CliRunner
 
-from mailhelpdesk.cli import main
+from mailhelpdesk.app.cli import main
 from mailhelpdesk.config import load_config
-from mailhelpdesk.daemon import Health
-from mailhelpdesk.store import Store
+from mailhelpdesk.app.daemon import Health
+from mailhelpdesk.store.state import Store
 from test_engine import Desk
 
 NY = ZoneInfo("America/New_York")
@@ -193,7 +193,7 @@ poll_interval = 1
 
 
 def local_desk(folder: Path) -> Path:
-    from mailhelpdesk.mailbox.local import LocalMailbox
+    from mailhelpdesk.backends.local import LocalMailbox
 
     (folder / "c.toml").write_text(LOCAL)
     box = LocalMailbox(folder / "mailbox")
@@ -205,7 +205,7 @@ def local_desk(folder: Path) -> Path:
 
 def run_daemon_briefly(config: Path, *args: str) -> tuple[str, str]:
     """The real daemon in a process of its own, stopped with SIGTERM once its first pass has saved the state."""
-    process = subprocess.Popen([sys.executable, "-m", "mailhelpdesk.cli", "run", "--config", str(config), *args],
+    process = subprocess.Popen([sys.executable, "-m", "mailhelpdesk.app.cli", "run", "--config", str(config), *args],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={k: v for k, v in child_env(NOW).items() if k != "NOTIFY_SOCKET"})
     wait_for(lambda: (config.parent / "state.json.health").exists(), 30)

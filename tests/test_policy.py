@@ -8,10 +8,12 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
-from mailhelpdesk import digest, policy
+from mailhelpdesk.core.duties import digests as digest
+
+from mailhelpdesk.core import policy
 from mailhelpdesk.model import HistoryEvent, MailKind, SendMail, Status
-from mailhelpdesk.rules import commands
-from mailhelpdesk.sla_state import sla_state
+from mailhelpdesk.core.judge import mail_commands as commands
+from mailhelpdesk.core.sla_state import sla_state
 from test_workflow import FRIDAY_EVENING, SHARED_ACCOUNT_REPLY, at, command_mail, question, reminders, workflow_desk
 
 ROOT = Path(__file__).parent.parent
@@ -26,29 +28,30 @@ def test_every_rule_and_duty_is_a_module_with_a_name_a_description_and_decide():
                                                       "new ticket"]
     assert [m.NAME for m in policy.TIMED_DUTIES] == ["acknowledgement limits", "acknowledgements", "escalations",
                                                      "resolutions", "auto-close", "notices", "digests"]
-    assert len((PACKAGE / "policy.py").read_text().splitlines()) <= 80  # one screen
+    assert len((PACKAGE / "core" / "policy.py").read_text().splitlines()) <= 80  # one screen
 
 
 def _imports(path: Path) -> set[str]:
-    """The package modules a module imports at its top level (imports inside functions are not edges)."""
-    package = path.relative_to(ROOT).with_suffix("").parts
+    """The package modules (and names) a module imports at its top level (imports inside functions are not edges)."""
     names = set()
     for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.ImportFrom) and node.level:
-            base = package[: len(package) - node.level] if path.name != "__init__.py" else package[: len(package) - node.level + 1]
-            stem = ".".join(base + ((node.module,) if node.module else ()))
-            names.add(stem)
-            names.update(f"{stem}.{a.name}" for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mailhelpdesk"):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mailhelpdesk"):
             names.add(node.module)
+            names.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            names.update(a.name for a in node.names if a.name.startswith("mailhelpdesk"))
+        assert not (isinstance(node, ast.ImportFrom) and node.level), f"{path}: imports are absolute"
     return names
 
 
-def test_the_core_has_no_import_cycles():
+def _graph() -> dict[str, set[str]]:
     modules = {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
                for p in PACKAGE.rglob("*.py")}
-    graph = {name: {m for m in _imports(path) if m in modules and m != name} for name, path in modules.items()}
-    core = ["mailhelpdesk.engine", "mailhelpdesk.policy", "mailhelpdesk.digest", "mailhelpdesk.mail"]
+    return {name: {m for m in _imports(path) if m in modules and m != name} for name, path in modules.items()}
+
+
+def test_no_module_is_part_of_an_import_cycle():
+    graph = _graph()
 
     def reaches(start: str, goal: str) -> bool:
         seen, todo = set(), [start]
@@ -61,8 +64,30 @@ def test_the_core_has_no_import_cycles():
                     todo.append(nxt)
         return False
 
-    assert not [m for m in core if reaches(m, m)]
-    assert not reaches("mailhelpdesk.digest", "mailhelpdesk.engine")
+    assert [m for m in graph if reaches(m, m)] == []
+
+
+# The layers, lowest first: each imports only from its own layer and those below (ARCHITECTURE.md)
+LAYERS = ["errors", "kinds", "model", "capabilities", "config", "core", "backends", "store", "app"]
+CORE_FOLDERS = ["judge", "mail", "rules", "duties"]  # within core, a folder imports only from those before it
+
+
+def test_the_layers_import_only_downwards():
+    up = []
+    for module, imported in _graph().items():
+        parts = module.split(".")
+        if len(parts) < 2:
+            continue  # the package's own __init__
+        for other in imported:
+            theirs = other.split(".")
+            if LAYERS.index(theirs[1]) > LAYERS.index(parts[1]):
+                up.append(f"{module} -> {other}")
+            if parts[1] == theirs[1] == "core" and len(parts) > 3 and len(theirs) > 3 and parts[2] != theirs[2]:
+                if CORE_FOLDERS.index(theirs[2]) > CORE_FOLDERS.index(parts[2]):
+                    up.append(f"{module} -> {other}")
+    assert up == []
+    assert sorted(p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()) == sorted(
+        LAYERS[5:]), "every folder is a layer"
 
 
 # --- commands: one registry ---------------------------------------------------------------------------------------
@@ -162,9 +187,9 @@ def test_one_bad_ticket_in_a_duty_is_recorded_and_the_others_go_on():
 
 
 def test_a_new_automatic_mail_signal_is_one_line(monkeypatch):
-    """The "done when" of issue 12: a robot's header added to one table in rules/automatic.py is enough for the
+    """The "done when" of issue 12: a robot's header added to one table in core/judge/automatic.py is enough for the
     parser to call the mail automatic and for the engine to open no ticket and send nothing."""
-    from mailhelpdesk.rules import automatic
+    from mailhelpdesk.core.judge import automatic
 
     robot = (b"From: Alerts <alerts@monitoring.example>\r\nTo: support@shop.example\r\nSubject: Disk 91% full\r\n"
              b"Date: Tue, 19 Jan 2027 09:00:00 -0500\r\nMessage-ID: <alert1@monitoring.example>\r\n"

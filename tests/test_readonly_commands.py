@@ -10,8 +10,8 @@ import pytest
 from clocks import wait_for
 
 from mailhelpdesk.config import load_config
-from mailhelpdesk.daemon import Helpdesk, InstanceLock, serve
-from mailhelpdesk.mailbox.local import LocalMailbox
+from mailhelpdesk.app.daemon import Helpdesk, InstanceLock, serve
+from mailhelpdesk.backends.local import LocalMailbox
 from test_outputs import NOW, at, build_helpdesk, cli, mail
 
 ROOT = Path(__file__).parent.parent
@@ -149,8 +149,8 @@ def test_digest_send_without_a_daemon_sends_itself_once_a_day(tmp_path):
 
 
 def test_an_old_digest_request_is_dropped_not_sent_days_later(tmp_path):
-    from mailhelpdesk import digest_request
-    from mailhelpdesk.engine import Engine
+    from mailhelpdesk.app import digest_request
+    from mailhelpdesk.core.engine import Engine
     from mailhelpdesk.model import State
 
     config = load_config(local_helpdesk(tmp_path))

@@ -1,4 +1,4 @@
-"""Figures (mailhelpdesk.report): pure computation on hand-built tickets, the four outputs, the CLI, and the HTML
+"""Figures (mailhelpdesk.core.report): pure computation on hand-built tickets, the four outputs, the CLI, and the HTML
 report rendered by a real headless Chromium."""
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import pytest
 from click.testing import CliRunner
 from clocks import frozen_at
 
-from mailhelpdesk.cli import main
+from mailhelpdesk.app.cli import main
 from mailhelpdesk.model import State, Status, Ticket
-from mailhelpdesk.report import (
+from mailhelpdesk.core.report import (
     CSV_COLUMNS,
     Report,
     compute_report,
@@ -32,8 +32,8 @@ from mailhelpdesk.report import (
     to_html,
     to_json,
 )
-from mailhelpdesk.sla import BusinessCalendar
-from mailhelpdesk.store import Store
+from mailhelpdesk.core.sla import BusinessCalendar
+from mailhelpdesk.store.state import Store
 
 
 def chart_count(report: Report) -> int:

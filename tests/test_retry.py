@@ -1,4 +1,4 @@
-"""One retry style (mailbox/retry.py, tenacity) for SMTP and the Gmail API: exponential waits, and once the daemon's
+"""One retry style (backends/retry.py, tenacity) for SMTP and the Gmail API: exponential waits, and once the daemon's
 stop event is set (SIGTERM) no new try starts and a wait under way ends at once. No test here sleeps: waits are
 counted, and a wait cut short is one that returned because the event was set."""
 
@@ -12,8 +12,8 @@ from googleapiclient.errors import HttpError
 
 from mailhelpdesk.config import config_from_dict
 from mailhelpdesk.errors import MailboxError
-from mailhelpdesk.mailbox.gmail import GmailMailbox
-from mailhelpdesk.mailbox.retry import persist
+from mailhelpdesk.backends.gmail import GmailMailbox
+from mailhelpdesk.backends.retry import persist
 
 
 class Busy(Exception):
@@ -71,7 +71,7 @@ def test_once_stopping_a_failure_is_not_tried_again():
 
 def test_waits_double_up_to_the_most_and_attempts_are_bounded(monkeypatch):
     slept: list[float] = []
-    monkeypatch.setattr("mailhelpdesk.mailbox.retry.time.sleep", slept.append)  # no stop event: plain sleeps
+    monkeypatch.setattr("mailhelpdesk.backends.retry.time.sleep", slept.append)  # no stop event: plain sleeps
     call = Failing()
     with pytest.raises(Busy):
         persist(call, passing=passing, stop=None, attempts=6, first=1, most=8)

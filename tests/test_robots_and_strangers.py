@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 
 from mailhelpdesk.model import SendMail, SentRecord, Status
-from mailhelpdesk.parse import parse_message
-from mailhelpdesk.rules.senders import domain_key, normalise_address, organisation, sender_key
-from mailhelpdesk.transitions import set_status
+from mailhelpdesk.core.mail.parse import parse_message
+from mailhelpdesk.core.judge.senders import domain_key, normalise_address, organisation, sender_key
+from mailhelpdesk.core.transitions import set_status
 from test_engine import NOW, Desk, make_config
 
 
@@ -167,7 +167,7 @@ def test_a_robot_that_varies_its_address_gets_at_most_a_handful_of_acknowledgeme
 def test_a_flood_from_many_senders_meets_the_global_rate_limit_with_a_warning():
     desk = Desk(make_config(autoreply={"max_per_hour": 10}))
     names = ("ann bob cat dan eve fay gus hal ivy jon kim lea max ned oli pam quinn rob sam tom uma vic wes xia "
-             "yan").split()  # 25 people (addresses that differ only by digits are one sender: rules/loops.py)
+             "yan").split()  # 25 people (addresses that differ only by digits are one sender: core/judge/loops.py)
     for n, name in enumerate(names):
         desk.feed(mail(sender=f"{name}@gmail.com", subject=f"Question {n}", mid=f"<p{n}@gmail.com>"))
     plan = desk.tick()

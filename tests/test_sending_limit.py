@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from mailhelpdesk.commands import show_status
+from mailhelpdesk.app.commands import show_status
 from mailhelpdesk.model import SENDS_CURSOR, SentRecord, State, counted
-from mailhelpdesk.store import Store
+from mailhelpdesk.store.state import Store
 
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 
@@ -61,7 +61,7 @@ def test_the_last_day_is_counted_as_mail_goes_out_not_from_the_sent_log(tmp_path
 
 
 def test_near_the_limit_customers_mail_goes_and_notices_to_agents_wait():
-    from mailhelpdesk.effects import Effects
+    from mailhelpdesk.app.effects import Effects
     from test_workflow import at, question, workflow_desk
 
     class Recorder:

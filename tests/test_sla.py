@@ -1,4 +1,4 @@
-"""Business time, holidays and due-time wording (mailhelpdesk.sla): pure, so every case passes its own `now`."""
+"""Business time, holidays and due-time wording (mailhelpdesk.core.sla): pure, so every case passes its own `now`."""
 
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailhelpdesk.sla import BusinessCalendar, describe_due, parse_business_hours, parse_duration
+from mailhelpdesk.core.sla import BusinessCalendar, describe_due, parse_business_hours, parse_duration
 
 UTC = timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")

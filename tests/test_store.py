@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from mailhelpdesk import archive
+from mailhelpdesk.store import archive
 from mailhelpdesk.model import HistoryEntry, HistoryEvent, Ignored, SentRecord, State, Status, Ticket
-from mailhelpdesk.store import SCHEMA_VERSION, Store
+from mailhelpdesk.store.state import SCHEMA_VERSION, Store
 from test_engine import Desk
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -259,7 +259,7 @@ def test_a_schema_1_state_file_is_migrated_on_first_start(tmp_path):
 
 
 def decode_all_v1(old: dict) -> list[Ticket]:
-    from mailhelpdesk.store import decode
+    from mailhelpdesk.store.state import decode
 
     return [decode(Ticket, row) for row in old["tickets"].values()]
 
@@ -305,7 +305,7 @@ def saved_with_config(tmp_path: Path) -> tuple[Path, Store, State]:
 def test_report_and_tickets_read_the_archive_by_streaming(tmp_path):
     from click.testing import CliRunner
 
-    from mailhelpdesk.cli import main
+    from mailhelpdesk.app.cli import main
 
     config, store, state = saved_with_config(tmp_path)
     store.maintain(state, NOW)
@@ -318,8 +318,8 @@ def test_report_and_tickets_read_the_archive_by_streaming(tmp_path):
 
 
 def test_status_reads_the_last_pass_summary_and_counts_afresh_once_the_state_is_newer(tmp_path):
-    from mailhelpdesk.commands import show_status
-    from mailhelpdesk.health import Health, summary
+    from mailhelpdesk.app.commands import show_status
+    from mailhelpdesk.app.health import Health, summary
 
     config, store, state = saved_with_config(tmp_path)
     figures = summary(state, NOW)
@@ -364,8 +364,8 @@ def test_meta_is_journalled_by_key(tmp_path):
 
 
 def test_status_is_non_zero_when_a_daemon_ran_and_its_state_is_gone(tmp_path):
-    from mailhelpdesk.commands import show_status
-    from mailhelpdesk.health import Health
+    from mailhelpdesk.app.commands import show_status
+    from mailhelpdesk.app.health import Health
 
     config, store, state = saved_with_config(tmp_path)
     Health(store.path).write(last_success=NOW.isoformat(), state_written=True)  # as a daemon's pass leaves it

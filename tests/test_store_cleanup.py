@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 
-from mailhelpdesk.store import Store
+from mailhelpdesk.store.state import Store
 from test_store import NOW, a_state
 
 

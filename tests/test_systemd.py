@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from mailhelpdesk.systemd import notify
+from mailhelpdesk.app.systemd import notify
 
 
 def test_notify_sends_to_the_socket_systemd_gives(tmp_path, monkeypatch):

@@ -9,11 +9,11 @@ from datetime import timedelta
 
 import pytest
 
-from mailhelpdesk.commands import show_status
-from mailhelpdesk.engine import TEMPLATE_ERROR
+from mailhelpdesk.app.commands import show_status
+from mailhelpdesk.core.engine import TEMPLATE_ERROR
 from mailhelpdesk.errors import ConfigError
 from mailhelpdesk.model import State
-from mailhelpdesk.store import Store
+from mailhelpdesk.store.state import Store
 from test_engine import NOW, Desk, make_config
 
 BROKEN = {

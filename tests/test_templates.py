@@ -11,13 +11,13 @@ from urllib.parse import parse_qs, quote, unquote, urlparse
 import pytest
 
 from mailhelpdesk.config import config_from_dict
-from mailhelpdesk.digest import yesterday
-from mailhelpdesk.engine import Engine
-from mailhelpdesk.mail import hours_text as _hours
+from mailhelpdesk.core.duties.digests import yesterday
+from mailhelpdesk.core.engine import Engine
+from mailhelpdesk.core.mail.factory import hours_text as _hours
 from mailhelpdesk.model import HistoryEntry, Priority, State, Status, Ticket
-from mailhelpdesk.rules.commands import known_commands
-from mailhelpdesk.rules.rating import RATINGS
-from mailhelpdesk.templates import PACKAGE_TEMPLATES, render
+from mailhelpdesk.core.judge.mail_commands import known_commands
+from mailhelpdesk.core.judge.rating import RATINGS
+from mailhelpdesk.core.mail.render import PACKAGE_TEMPLATES, render
 from test_workflow import FRIDAY_EVENING, at, command_mail, question, reminders, workflow_desk
 
 NOW = datetime(2027, 1, 20, 11, 0, tzinfo=UTC)  # a Wednesday

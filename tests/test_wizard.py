@@ -10,10 +10,10 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from mailhelpdesk.cli import main
+from mailhelpdesk.app.cli import main
 from mailhelpdesk.config import load_config
 from mailhelpdesk.errors import ConfigError
-from mailhelpdesk.wizard import example_config, guess_provider, parse_agents, timezone_name
+from mailhelpdesk.app.wizard import example_config, guess_provider, parse_agents, timezone_name
 
 ROOT = Path(__file__).parent.parent
 PACKAGED_EXAMPLE = ROOT / "mailhelpdesk" / "config.example.toml"

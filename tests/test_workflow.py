@@ -275,7 +275,7 @@ def test_mail_we_send_never_carries_a_header_from_customer_text():
     evil = question(at(19, 9), subject="=?utf-8?q?Hi=0D=0ABcc=3A_victim=40evil=2Eexample?=")
     desk.feed(evil, now=at(19, 9))
     desk.tick(at(19, 9))
-    from mailhelpdesk.compose import compose
+    from mailhelpdesk.core.mail.compose import compose
 
     message = compose(desk.sends("acknowledgement")[0], desk.config, at(19, 9))
     raw = bytes(message)
@@ -287,7 +287,7 @@ def test_a_send_that_can_never_succeed_is_recorded_and_does_not_block_the_outbox
     """A refused address (5xx) is given up with a note on the ticket; the other messages still go out."""
     from email.message import EmailMessage
 
-    from mailhelpdesk.effects import Effects
+    from mailhelpdesk.app.effects import Effects
     from mailhelpdesk.errors import SendError
     from mailhelpdesk.model import State
 

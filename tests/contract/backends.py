@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from mailhelpdesk.config import config_from_dict
-from mailhelpdesk.daemon import Helpdesk
+from mailhelpdesk.app.daemon import Helpdesk
 
 SUPPORT = "support@shop.example"
 AGENTS = [{"name": "Alice", "email": "alice@shop.example"}, {"name": "Bob", "email": "bob@shop.example"}]
@@ -105,7 +105,7 @@ class GmailBackend:
     def helpdesk(self, clock) -> Helpdesk:
         from google.oauth2.credentials import Credentials
 
-        from mailhelpdesk.mailbox.gmail import GmailMailbox
+        from mailhelpdesk.backends.gmail import GmailMailbox
 
         self.fake.clock = lambda: clock().timestamp()  # one "now" for the server and the helpdesk
         mailbox = GmailMailbox(self.config, credentials=Credentials(token="fake-token"))

@@ -15,10 +15,10 @@ import pytest
 from click.testing import CliRunner
 
 from backends import ImapBackend, base_config
-from mailhelpdesk.cli import main
+from mailhelpdesk.app.cli import main
 from mailhelpdesk.config import config_from_dict
-from mailhelpdesk.labels import scheme_for
-from mailhelpdesk.mailbox.imap import keyword
+from mailhelpdesk.core.labels import scheme_for
+from mailhelpdesk.backends.imap import keyword
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)  # a Friday, 10:00 in Vienna
 CUSTOMER = "anna@customer.example"

@@ -7,8 +7,8 @@ import dataclasses
 from datetime import timedelta
 
 from mailhelpdesk.model import HistoryEvent, Status
-from mailhelpdesk.rebuild import rebuild_from
-from mailhelpdesk.store import Store
+from mailhelpdesk.store.rebuild import rebuild_from
+from mailhelpdesk.store.state import Store
 from test_behaviour import NOW, backend, desk, eml  # noqa: F401  (fixtures)
 
 LATER = NOW + timedelta(days=9)

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from clocks import wait_for
 from servers import SmtpSink, free_port
 
-from mailhelpdesk.cli import main
+from mailhelpdesk.app.cli import main
 
 PASSWORD_ENV = "CHECK_ERRORS_PASSWORD"
 SMTP_PASSWORD_ENV = "CHECK_ERRORS_SMTP_PASSWORD"
@@ -204,7 +204,7 @@ def test_a_read_only_state_folder_is_one_line_for_a_daemon_run_as_nobody(imap_ac
         shutil.copytree(Path(mailhelpdesk.__file__).parent, home / "lib" / "mailhelpdesk")
         env = {**os.environ, PASSWORD_ENV: imap_account.password, "HOME": str(home), "PYTHONPATH": str(home / "lib")}
         probe = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable, "-c",
-                                "import mailhelpdesk.cli"], capture_output=True, text=True, env=env)
+                                "import mailhelpdesk.app.cli"], capture_output=True, text=True, env=env)
         if probe.returncode != 0:
             pytest.skip(f"`nobody` cannot run this Python: {probe.stderr.strip()[-200:]}")
         (home / "ro").mkdir(mode=0o755)  # owned by root: read-only for nobody
@@ -212,7 +212,7 @@ def test_a_read_only_state_folder_is_one_line_for_a_daemon_run_as_nobody(imap_ac
         config.write_text(config.read_text().replace('state_file = "state.json"', 'state_file = "ro/state.json"'))
         config.chmod(0o644)
         done = subprocess.run(
-            ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable, "-m", "mailhelpdesk.cli",
+            ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable, "-m", "mailhelpdesk.app.cli",
              "run", "--once", "--config", str(config)],
             capture_output=True, text=True, timeout=120, cwd=home, env=env)
         assert done.returncode == 2, done.stdout + done.stderr
@@ -239,7 +239,7 @@ def test_check_in_a_subprocess_prints_one_line_on_stderr(imap_account, tmp_path)
     """The real entry point, as a user runs it: no traceback reaches the terminal."""
     config = write_config(tmp_path, imap_account, {"host": "127.0.0.1", "port": free_port(), "security": "ssl"})
     env = dict(os.environ, **{PASSWORD_ENV: imap_account.password})
-    done = subprocess.run([sys.executable, "-m", "mailhelpdesk.cli", "check", "--config", str(config)],
+    done = subprocess.run([sys.executable, "-m", "mailhelpdesk.app.cli", "check", "--config", str(config)],
                           capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "[smtp]" in one_line(done.stderr)
@@ -266,7 +266,7 @@ def test_a_daemon_that_runs_keeps_retrying_what_stops_it_at_start_up(imap_accoun
 
     from backends import ImapBackend
 
-    from mailhelpdesk.daemon import Helpdesk, serve
+    from mailhelpdesk.app.daemon import Helpdesk, serve
 
     backend = ImapBackend(imap_account, smtp_sink, tmp_path)
     closed = dataclasses.replace(backend.config.imap, port=free_port(), timeout=5)

@@ -16,8 +16,8 @@ from click.testing import CliRunner
 
 from backends import ImapBackend
 
-from mailhelpdesk.cli import main
-from mailhelpdesk.daemon import Helpdesk
+from mailhelpdesk.app.cli import main
+from mailhelpdesk.app.daemon import Helpdesk
 from mailhelpdesk.model import Step
 
 T = datetime(2026, 11, 19, 10, 0, tzinfo=UTC)  # a Thursday, 11:00 in Vienna: the request arrives

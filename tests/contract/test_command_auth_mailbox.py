@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from clocks import frozen_at
-from mailhelpdesk.cli import main
-from mailhelpdesk.store import Store
+from mailhelpdesk.app.cli import main
+from mailhelpdesk.store.state import Store
 
 pytestmark = pytest.mark.dovecot
 

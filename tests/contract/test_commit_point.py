@@ -108,7 +108,7 @@ def test_a_451_after_the_dot_is_retried_with_backoff_and_its_copy_is_no_proof(ha
     # stored at the commit, taken out again when the server refused it: no copy stands for a mail that never went
     clock, desk, first, record = first_pass(harness, smtp_sink, RefusedAfterTheDot(smtp_sink), copies=0)
     assert [to for kind, to, _ in first if kind == "acknowledgement"] == ["a@c.example", "c@c.example"], "nobody waits"
-    # each once: two acknowledgements, Bob's assignment notice and Alice's two in one mail (duties/notices.py)
+    # each once: two acknowledgements, Bob's assignment notice and Alice's two in one mail (core/duties/notices.py)
     assert sum(first.values()) == len(first) == 4, first
     assert record.attempts == 1 and record.retry_at == NOW + timedelta(minutes=5)
 

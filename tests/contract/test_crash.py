@@ -17,7 +17,7 @@ from pathlib import Path
 from clocks import child_env, wait_for
 from corpus import AUTOMATIC_KINDS, FREE_MAIL_DOMAINS, build_corpus
 
-from mailhelpdesk.store import Store
+from mailhelpdesk.store.state import Store
 
 KILLS = 12
 NOW = datetime(2026, 11, 20, 10, 30, tzinfo=UTC)  # the corpus ends here; the daemons' clock starts a minute later
@@ -57,7 +57,7 @@ security = "none"
 def start(config: Path) -> subprocess.Popen:
     log = open(config.parent / "daemon.log", "ab")  # kept for a post-mortem when the test fails
     return subprocess.Popen(
-        [sys.executable, "-m", "mailhelpdesk.cli", "run", "-v", "--config", str(config)],
+        [sys.executable, "-m", "mailhelpdesk.app.cli", "run", "-v", "--config", str(config)],
         cwd=config.parent, stdout=subprocess.DEVNULL, stderr=log,
         env=child_env(clock(), CRASH_TEST_IMAP_PASSWORD=config.with_suffix(".pw").read_text()),
     )

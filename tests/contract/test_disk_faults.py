@@ -18,7 +18,7 @@ import pytest
 from backends import AGENTS, SUPPORT
 from clocks import wait_for
 from mailhelpdesk.config import config_from_dict
-from mailhelpdesk.daemon import Health, Helpdesk, serve
+from mailhelpdesk.app.daemon import Health, Helpdesk, serve
 
 NOW = datetime(2026, 11, 20, 10, 30, tzinfo=UTC)  # a Friday, in working hours
 
@@ -122,7 +122,7 @@ def test_a_full_disk_stops_sending_until_space_returns_then_each_mail_goes_exact
         health = Health(desk.store.path).read()
         assert "No space left on device" in health.get("unsaved", ""), health
 
-        from mailhelpdesk.commands import show_status
+        from mailhelpdesk.app.commands import show_status
 
         lines: list[str] = []
         (tmp_path / "mailhelpdesk.toml").write_text(

@@ -1,7 +1,7 @@
 """Every person heard, nobody buried (issue 16), on a real Dovecot + aiosmtpd and on the Gmail API fake.
 
-People are acknowledged whoever else wrote today; loops are stopped by what they are (rules/loops.py); a burst of
-requests leaves the team a handful of batched notices (duties/notices.py), and every withheld acknowledgement
+People are acknowledged whoever else wrote today; loops are stopped by what they are (core/judge/loops.py); a burst of
+requests leaves the team a handful of batched notices (core/duties/notices.py), and every withheld acknowledgement
 says why where the assignee looks."""
 
 from __future__ import annotations

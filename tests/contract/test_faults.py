@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from clocks import frozen_at, wait_for
 
 from backends import ImapBackend
-from mailhelpdesk.cli import main
-from mailhelpdesk.daemon import Helpdesk, InstanceLock, serve
+from mailhelpdesk.app.cli import main
+from mailhelpdesk.app.daemon import Helpdesk, InstanceLock, serve
 from mailhelpdesk.errors import AuthError, LockError
 
 EML = Path(__file__).parent.parent / "fixtures" / "eml"
@@ -113,8 +113,8 @@ def test_secrets_never_reach_the_logs_of_a_working_daemon(imap_account, smtp_sin
 def test_starttls_is_required_when_asked_for_and_never_falls_back(imap_account, smtp_sink, tmp_path):
     import dataclasses
 
-    from mailhelpdesk.mailbox.imap import ImapMailbox
-    from mailhelpdesk.smtp import SmtpSender
+    from mailhelpdesk.backends.imap import ImapMailbox
+    from mailhelpdesk.backends.smtp import SmtpSender
     from mailhelpdesk.errors import CapabilityError, SendError
 
     backend = ImapBackend(imap_account, smtp_sink, tmp_path)
@@ -220,7 +220,7 @@ def test_the_sends_of_a_pass_share_one_smtp_connection_and_a_dropped_one_is_repl
     from email.message import EmailMessage
 
     from mailhelpdesk.config import SmtpConfig
-    from mailhelpdesk.smtp import SmtpSender
+    from mailhelpdesk.backends.smtp import SmtpSender
 
     def mail(n: int) -> EmailMessage:
         message = EmailMessage()

@@ -121,7 +121,7 @@ def test_rate_limits_and_server_errors_are_retried(fake, backend, monkeypatch):
     import googleapiclient.http
 
     monkeypatch.setattr(googleapiclient.http.time, "sleep", lambda s: None)
-    monkeypatch.setattr("mailhelpdesk.mailbox.gmail.time.sleep", lambda s: None)
+    monkeypatch.setattr("mailhelpdesk.backends.gmail.time.sleep", lambda s: None)
     seed(backend)
     desk = backend.helpdesk(lambda: NOW)
     fake.fail_next(3, status=429, method="users.messages.get")
@@ -139,7 +139,7 @@ def test_a_revoked_token_says_what_to_run(fake, backend):
 
 
 def test_missing_token_file_says_what_to_run(fake, tmp_path):
-    from mailhelpdesk.mailbox.gmail import GmailMailbox
+    from mailhelpdesk.backends.gmail import GmailMailbox
 
     backend = GmailBackend(fake, tmp_path)
     with pytest.raises(AuthError, match="run `mailhelpdesk auth` first"):
@@ -147,7 +147,7 @@ def test_missing_token_file_says_what_to_run(fake, tmp_path):
 
 
 def test_token_file_is_written_with_mode_0600(tmp_path):
-    from mailhelpdesk.mailbox.gmail import save_token
+    from mailhelpdesk.backends.gmail import save_token
 
     class Creds:
         def to_json(self):

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from gmail_fake import GmailFake
 
 from backends import GmailBackend
-from mailhelpdesk.daemon import serve
+from mailhelpdesk.app.daemon import serve
 from clocks import wait_for
 from test_faults import NOW, fresh_question
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from backends import ImapBackend
-from mailhelpdesk import daemon
-from mailhelpdesk.engine import Engine
-from mailhelpdesk.parse import parse_message
+from mailhelpdesk.app import daemon
+from mailhelpdesk.core.engine import Engine
+from mailhelpdesk.core.mail.parse import parse_message
 
 TESTS = Path(__file__).parent.parent
 EML = TESTS / "fixtures" / "eml"
@@ -243,7 +243,7 @@ def test_a_robot_that_answers_every_mail_cannot_start_a_loop(backend, rfc3834, t
         assert len(robot_tickets[0].message_ids) >= 1 + len(replies)
     else:
         # each reply looks like a new request: the first is acknowledged, the second is the same mail again
-        # (rules/loops.py), which ends the exchange
+        # (core/judge/loops.py), which ends the exchange
         assert sent_to_robot == 2
         assert per_round[-4:] == [2] * 4, per_round  # quiet for the last rounds: the loop is over
     if rfc3834:

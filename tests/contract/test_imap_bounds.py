@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from backends import ImapBackend
-from mailhelpdesk.daemon import Helpdesk
-from mailhelpdesk.mailbox import imap as adapter
-from mailhelpdesk.mailbox.imap import ImapMailbox, size_batches, split_ref
-from mailhelpdesk.parse import parse_message
+from mailhelpdesk.app.daemon import Helpdesk
+from mailhelpdesk.backends import imap as adapter
+from mailhelpdesk.backends.imap import ImapMailbox, size_batches, split_ref
+from mailhelpdesk.core.mail.parse import parse_message
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)  # a Friday
 NOW = T0 + timedelta(minutes=30)

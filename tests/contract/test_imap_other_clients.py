@@ -18,9 +18,9 @@ import pytest
 from backends import ImapBackend, base_config
 from clocks import child_env, wait_for
 from mailhelpdesk.config import config_from_dict
-from mailhelpdesk.daemon import Helpdesk
-from mailhelpdesk.relocation import relocate
-from mailhelpdesk.mailbox.imap import ImapMailbox, keyword
+from mailhelpdesk.app.daemon import Helpdesk
+from mailhelpdesk.core.relocation import relocate
+from mailhelpdesk.backends.imap import ImapMailbox, keyword
 from mailhelpdesk.model import Status
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)  # a Friday, 10:00 in Vienna
@@ -217,7 +217,7 @@ def test_after_a_uidvalidity_change_old_tickets_are_found_again_by_message_id(im
 
 
 def test_relocate_is_idempotent_and_leaves_other_folders_alone():
-    from mailhelpdesk.relocation import Relocation
+    from mailhelpdesk.core.relocation import Relocation
     from mailhelpdesk.model import State, Ticket, ref_key
 
     ticket = Ticket("HD-1", 1, "a@x.example", "s", T0, message_ids=("<a@x>", "<b@x>"),
@@ -335,7 +335,7 @@ timeout = 120
 
 def start_daemon(config: Path, now: datetime) -> subprocess.Popen:
     log = open(config.parent / "daemon.log", "ab")
-    return subprocess.Popen([sys.executable, "-m", "mailhelpdesk.cli", "run", "-v", "--config", str(config)],
+    return subprocess.Popen([sys.executable, "-m", "mailhelpdesk.app.cli", "run", "-v", "--config", str(config)],
                             cwd=config.parent, stdout=subprocess.DEVNULL, stderr=log, env=child_env(now))
 
 

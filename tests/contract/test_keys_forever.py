@@ -17,8 +17,8 @@ from corpus import build_corpus
 
 from backends import GmailBackend, ImapBackend, addressed_to
 from mailhelpdesk.model import HistoryEvent
-from mailhelpdesk.rebuild import rebuild_from
-from mailhelpdesk.store import Store
+from mailhelpdesk.store.rebuild import rebuild_from
+from mailhelpdesk.store.state import Store
 from test_behaviour import backend, desk  # noqa: F401  (fixtures)
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # a Monday, 13:00 in Vienna; in the past, as IMAP servers want
@@ -190,7 +190,7 @@ def test_forged_headers_in_customers_mail_change_no_key_and_no_counter(desk, bac
 def test_rebuild_keeps_the_old_state_file_when_the_mailbox_cannot_be_read(tmp_path):
     from click.testing import CliRunner
 
-    from mailhelpdesk.cli import main
+    from mailhelpdesk.app.cli import main
 
     config = tmp_path / "mailhelpdesk.toml"
     config.write_text('[helpdesk]\naddress = "support@shop.example"\nstate_file = "state.json"\n[mailbox]\nbackend = "imap"\n'

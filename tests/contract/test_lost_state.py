@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 
 from mailhelpdesk.errors import StateLostError
-from mailhelpdesk.rebuild import rebuild_from
-from mailhelpdesk.store import Store
+from mailhelpdesk.store.rebuild import rebuild_from
+from mailhelpdesk.store.state import Store
 from test_behaviour import NOW, backend, desk  # noqa: F401  (fixtures)
 
 
@@ -35,7 +35,7 @@ def test_a_lost_state_file_stops_the_daemon_with_one_line_until_rebuild(desk, ba
     with pytest.raises(StateLostError):
         later.run_pass(dry_run=True)  # a dry run says the same
     later.close()
-    from mailhelpdesk.commands import show_status
+    from mailhelpdesk.app.commands import show_status
 
     config = path.parent / "status.toml"  # `status` as monitoring runs it: non-zero, and it says why
     config.write_text(f'[helpdesk]\naddress = "support@shop.example"\nstate_file = "{path}"\n[mailbox]\nbackend = "local"\n')

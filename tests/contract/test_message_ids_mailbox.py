@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from mailhelpdesk.mail import ID_SECRET, OUR_ID_PREFIX
+from mailhelpdesk.core.mail.factory import ID_SECRET, OUR_ID_PREFIX
 from mailhelpdesk.model import State
-from mailhelpdesk.rebuild import rebuild_from
-from mailhelpdesk.labels import records_label
-from mailhelpdesk.records import SECRET_HEADER, read_records
-from mailhelpdesk.store import Store
+from mailhelpdesk.store.rebuild import rebuild_from
+from mailhelpdesk.core.labels import records_label
+from mailhelpdesk.store.records import SECRET_HEADER, read_records
+from mailhelpdesk.store.state import Store
 from test_behaviour import OPEN, RESOLVED, backend  # noqa: F401  (fixture)
 from test_robots_and_strangers import mail
 

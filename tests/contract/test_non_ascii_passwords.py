@@ -12,10 +12,10 @@ from imapclient import IMAPClient
 
 from backends import base_config
 from mailhelpdesk.config import SmtpConfig, config_from_dict
-from mailhelpdesk.daemon import Helpdesk
+from mailhelpdesk.app.daemon import Helpdesk
 from mailhelpdesk.errors import AuthError
-from mailhelpdesk.mailbox.imap import ImapMailbox
-from mailhelpdesk.smtp import SmtpSender
+from mailhelpdesk.backends.imap import ImapMailbox
+from mailhelpdesk.backends.smtp import SmtpSender
 from servers import SmtpSink
 
 PASSWORD = "pässwörd-€"

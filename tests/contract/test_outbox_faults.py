@@ -20,7 +20,7 @@ TOPICS = ("the invoice", "the parcel", "the login", "a refund", "the price list"
 
 
 def request(n: int, sender: str) -> bytes:
-    """A person's request, in words of their own (the same mail again would be a robot's: rules/loops.py)."""
+    """A person's request, in words of their own (the same mail again would be a robot's: core/judge/loops.py)."""
     topic = TOPICS[n % len(TOPICS)]
     return (f"From: <{sender}>\r\nTo: support@shop.example\r\nSubject: Request about {topic}\r\n"
             f"Date: Fri, 20 Nov 2026 10:0{n}:00 +0000\r\nMessage-ID: <req-{n}@c.example>\r\n\r\nHelp with {topic}.\r\n"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from mailhelpdesk.rebuild import rebuild_from
-from mailhelpdesk.store import Store
+from mailhelpdesk.store.rebuild import rebuild_from
+from mailhelpdesk.store.state import Store
 from test_behaviour import NOW, OPEN, RESOLVED, backend, desk, eml  # noqa: F401  (fixtures)
 
 

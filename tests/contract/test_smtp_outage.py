@@ -27,8 +27,8 @@ from servers import SmtpSink, _SinkHandler, free_port
 from test_check_errors import PASSWORD_ENV, SMTP_PASSWORD_ENV
 from test_check_errors import write_config as check_config
 
-from mailhelpdesk.cli import main
-from mailhelpdesk.health import Health, Sending, summary
+from mailhelpdesk.app.cli import main
+from mailhelpdesk.app.health import Health, Sending, summary
 from mailhelpdesk.model import HistoryEvent, State, Ticket
 
 NOW = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)  # a Monday; every clock here starts from it
@@ -142,7 +142,7 @@ def test_run_started_against_a_closed_smtp_port_labels_new_mail_and_sends_once_t
         return result.exit_code, result.output
 
     log = tmp_path / "daemon.log"
-    daemon = subprocess.Popen([sys.executable, "-m", "mailhelpdesk.cli", "run", "-v", "--config", str(config)],
+    daemon = subprocess.Popen([sys.executable, "-m", "mailhelpdesk.app.cli", "run", "-v", "--config", str(config)],
                               cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=open(log, "ab"),
                               env=child_env(clock(), **{PASSWORD_ENV: imap_account.password}))
     sink = None
@@ -309,7 +309,7 @@ def test_a_silent_smtp_server_holds_no_pass_and_the_mail_goes_once_it_is_back(im
     labelled within seconds (the greeting is bounded by seconds, and after a failure the passes leave the outbox
     alone for a while); when a real server takes the port the mail leaves once."""
     from mailhelpdesk.config import config_from_dict
-    from mailhelpdesk.daemon import Helpdesk, serve
+    from mailhelpdesk.app.daemon import Helpdesk, serve
 
     silent = QuietServer()
     port = silent.port

@@ -39,7 +39,8 @@ POINTS = (
 def child(state: str, point: str, round_: int) -> None:
     """Load, add two closed, quiet tickets (so every round has a move to make), then maintain and compact as the
     daemon does, killing ourselves at `point`."""
-    from mailhelpdesk import archive, store
+    from mailhelpdesk.store import archive
+    from mailhelpdesk.store import state as store
     from mailhelpdesk.model import HistoryEntry, HistoryEvent, Status, Ticket
 
     def die() -> None:
@@ -131,7 +132,7 @@ def archive_lines(state: Path) -> Counter:
 def test_killed_moves_and_compactions_leave_no_temp_files_and_each_ticket_once(tmp_path):
     from test_store import a_state
 
-    from mailhelpdesk.store import Store
+    from mailhelpdesk.store.state import Store
 
     state = tmp_path / "state.json"
     first = a_state(TICKETS)  # ten of them closed and quiet: history at the first move
@@ -169,8 +170,8 @@ def test_a_reader_during_a_compaction_leaves_the_daemons_temp_file_alone(tmp_pat
     from click.testing import CliRunner
     from test_store import saved_with_config
 
-    from mailhelpdesk.cli import main
-    from mailhelpdesk.store import Store
+    from mailhelpdesk.app.cli import main
+    from mailhelpdesk.store.state import Store
 
     config, store, _ = saved_with_config(tmp_path)
     writer = subprocess.Popen([sys.executable, "-c", PAUSED_COMPACTION, str(store.path)], stdin=subprocess.PIPE,
@@ -196,7 +197,7 @@ def test_a_reader_during_a_compaction_leaves_the_daemons_temp_file_alone(tmp_pat
 
 PAUSED_COMPACTION = """
 import os, sys
-from mailhelpdesk import store
+from mailhelpdesk.store import state as store
 import dataclasses
 real = os.replace
 def replace(src, dst):
@@ -216,7 +217,7 @@ def test_a_killed_writer_leaves_a_temp_file_the_next_store_removes_and_nothing_e
     """Only our own temp files, by their exact names: a user's files beside the state stay, whatever they hold."""
     from test_store import a_state
 
-    from mailhelpdesk.store import Store
+    from mailhelpdesk.store.state import Store
 
     state = tmp_path / "state.json"
     Store(state).save(a_state())
@@ -273,8 +274,8 @@ if __name__ != "__main__":  # the child needs none of the servers
 def test_a_deleted_or_damaged_archive_index_comes_back_at_start(desk, backend, damage, tmp_path):
     from click.testing import CliRunner
 
-    from mailhelpdesk.cli import main
-    from mailhelpdesk.store import Store
+    from mailhelpdesk.app.cli import main
+    from mailhelpdesk.store.state import Store
 
     urgent, later = archived_ticket(desk, backend)
     index = desk.store.path.with_name("state.json.archive") / "index"
@@ -305,7 +306,7 @@ def test_an_index_deleted_while_a_command_reads_is_rebuilt_for_tickets_key(tmp_p
     from click.testing import CliRunner
     from test_store import saved_with_config
 
-    from mailhelpdesk.cli import main
+    from mailhelpdesk.app.cli import main
 
     config, store, state = saved_with_config(tmp_path)
     store.maintain(state, NOW)

@@ -1,0 +1,1 @@
+"""The pure core: the data, the rules and duties and their order, the calendar; (state, event, now) -> Plan."""
