@@ -23,7 +23,7 @@ import _common as c
 
 def build_state(n: int, seed: int = 1):
     from mailhelpdesk.model import HistoryEntry, Ignored, Priority, SentRecord, State, Status, Ticket
-    from mailhelpdesk.core.judge.threading import ref_key, thread_key
+    from mailhelpdesk.model import ref_key, thread_key
 
     rng = random.Random(seed)
     now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

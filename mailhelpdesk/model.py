@@ -336,7 +336,16 @@ OUR_ID_PREFIX = "<mhd."  # every Message-ID we make starts so (mail.MailFactory.
 
 # --- keys of the index (Message-IDs are keys as they are) ----------------------------------
 
-IGNORED_PREFIX = "ignored:"
+class IndexMark(StrEnum):
+    """What an index name leads to when it is not a ticket's key; stored as its value (the prefix of the entry)."""
+
+    IGNORED = "ignored:"  # + the Message-ID of mail that opened no ticket (State.ignored)
+    SENT = "sent:"  # the archive: our mail about no ticket (a digest)
+
+    @classmethod
+    def of(cls, entry: str) -> IndexMark | None:
+        """The mark an index entry carries (None: the entry is a ticket's key)."""
+        return next((mark for mark in cls if entry.startswith(mark)), None)
 
 
 def thread_key(thread_id: str) -> str:
@@ -501,7 +510,7 @@ class State:
 
     @property
     def first_run(self) -> bool:
-        """No pass has completed yet: the mailbox holds a backlog, handled quietly (PRODUCT.md)."""
+        """No pass has completed yet: the mailbox holds a backlog, handled quietly (README, The support workflow: the first run is quiet)."""
         return "last_pass" not in self.cursors
 
     def merge(self, plan: Plan) -> None:
@@ -544,7 +553,7 @@ class State:
         index: dict[str, str] = {}
         for record in self.ignored.values():
             if record.reason != IgnoreReason.OUTGOING:
-                index[ref_key(record.ref)] = IGNORED_PREFIX + record.message_id
+                index[ref_key(record.ref)] = IndexMark.IGNORED + record.message_id
         for ticket in self.tickets.values():
             key = ticket.key
             for message_id in ticket.message_ids:
@@ -577,7 +586,7 @@ class State:
 
     def forget_ignored(self, record: Ignored) -> None:
         self.ignored.pop(record.message_id, None)
-        if self.index.get(ref_key(record.ref)) == IGNORED_PREFIX + record.message_id:
+        if self.index.get(ref_key(record.ref)) == IndexMark.IGNORED + record.message_id:
             del self.index[ref_key(record.ref)]
 
     def archived(self, name: str) -> str | None:

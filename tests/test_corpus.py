@@ -45,7 +45,7 @@ def msgs_with(c: Corpus, tag: str):
 
 
 def automatic_signals(msg) -> set[str]:
-    """A test-side RFC 3834 check (TECH.md), independent of the product's own predicate."""
+    """A test-side RFC 3834 check (RFC 3834 as the README describes it), independent of the product's own predicate."""
     signs = set()
     auto = msg.get("Auto-Submitted")
     if auto is not None and str(auto).strip().lower() != "no":

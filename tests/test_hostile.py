@@ -228,7 +228,7 @@ def test_each_hostile_message_becomes_a_ticket_or_is_ignored_with_a_reason(case)
 
 def test_the_whole_corpus_in_one_batch_between_normal_mail(big):
     # every hostile sender writes from @hostile.example: one company domain, which by default gets a handful of
-    # acknowledgements a day (PRODUCT.md, robots that vary their address); here each one's acknowledgement is checked
+    # acknowledgements a day (README, Every person heard, no loops); here each one's acknowledgement is checked
     desk = Desk(make_config(autoreply={"max_per_domain": 1000}))
     desk.feed("question.eml")
     everything = [(c, parse_message(c.raw)) for c in SMALL] + list(big)

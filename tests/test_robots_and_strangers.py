@@ -1,5 +1,5 @@
 """Issue 8, items 3, 4 and 6, on the pure engine with a fixed clock: strangers and forwards, robots and loops,
-and what counts as the first response (PRODUCT.md: Threading; Mail that is not from a person; Who is an agent)."""
+and what counts as the first response (README: How it decides; robots are never answered; the support workflow)."""
 
 from __future__ import annotations
 

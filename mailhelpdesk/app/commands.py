@@ -173,7 +173,7 @@ def authserv_report(config, mailbox, now: datetime, limit: int = 100) -> list[st
                      f"{suggestion!r}: set {key} = \"{suggestion}\" (see README, 'Setting up commands safely')")
     elif read:
         lines.append(f"warning: recent mail carries no Authentication-Results, so commands by mail are refused "
-                     f"unless [commands] require_authentication = false (which anyone can forge)")
+                     "unless [commands] require_authentication = false (which anyone can forge)")
     return lines
 
 

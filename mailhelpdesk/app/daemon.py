@@ -274,7 +274,7 @@ class Helpdesk:
 
     def _refuse_if_managed(self, incoming: list[Incoming]) -> None:
         """No state file, yet the mailbox carries our labels or our own sent mail: the state was lost. Starting over
-        would acknowledge customers again and renumber tickets, so stop and say how to recover (PRODUCT.md)."""
+        would acknowledge customers again and renumber tickets, so stop and say how to recover (README, Running it for real: keys are forever)."""
         support = self.config.support_address
         ours = self.engine.labels.ours
         # our labels, or our header on mail in the sent folder: a delivered mail can carry any header

@@ -51,7 +51,7 @@ class Context:
         return agent.name if agent else incoming.facts.sender
 
     def takes_part(self, ticket: Ticket, incoming: Incoming) -> bool:
-        """May this message join `ticket`'s conversation? (PRODUCT.md, Threading 1) The support address is in To
+        """May this message join `ticket`'s conversation? (README, How it decides: threading) The support address is in To
         of every request, but delivered mail from it proves nothing (is_agent)."""
         if self.is_agent(incoming):
             return True
@@ -60,7 +60,7 @@ class Context:
 
     def may_attach(self, ticket: Ticket, incoming: Incoming) -> bool:
         """Participants join; automatic mail about the conversation (an out-of-office to our acknowledgement,
-        whoever's) is attached as information, which changes nothing else (PRODUCT.md, Mail that is not from a person)."""
+        whoever's) is attached as information, which changes nothing else (README: robots are never answered)."""
         return bool(incoming.facts.automatic) or self.takes_part(ticket, incoming)
 
     def customer_side(self, ticket: Ticket, address: str) -> bool:

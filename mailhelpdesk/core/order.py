@@ -1,4 +1,4 @@
-"""Order of events (PRODUCT.md): messages are applied to a ticket in the order they happened, whatever folder or
+"""Order of events (README, How it decides: order): messages are applied to a ticket in the order they happened, whatever folder or
 label they were found in and in whatever order the server returned them. Pure."""
 
 from __future__ import annotations

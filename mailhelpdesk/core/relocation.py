@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from mailhelpdesk.model import IGNORED_PREFIX, Plan, State, ref_key
+from mailhelpdesk.model import IndexMark, Plan, State, ref_key
 
 
 @dataclass(frozen=True)
@@ -43,5 +43,5 @@ def relocate(state: State, relocations: Iterable[Relocation]) -> Plan:
             if record.ref.startswith(stale) and found:
                 plan.ignored[message_id] = dataclasses.replace(record, ref=found[0])
                 if not record.reason.startswith("outgoing"):  # as State.rebuild_index
-                    plan.index[ref_key(found[0])] = IGNORED_PREFIX + message_id
+                    plan.index[ref_key(found[0])] = IndexMark.IGNORED + message_id
     return plan

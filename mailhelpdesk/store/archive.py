@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from mailhelpdesk.errors import StoreError
-from mailhelpdesk.model import IGNORED_PREFIX, HistoryEvent, Ignored, SentRecord, Status, Ticket, ref_key, thread_key
+from mailhelpdesk.model import IndexMark, HistoryEvent, Ignored, SentRecord, Status, Ticket, ref_key, thread_key
 
 log = logging.getLogger("mailhelpdesk")
 
@@ -81,9 +81,9 @@ class Entry:
             for ref in self.ticket.refs:
                 yield ref_key(ref), key
         for record in self.sent:
-            yield record.message_id, record.ticket or "sent:"
+            yield record.message_id, record.ticket or IndexMark.SENT
         if self.ignored is not None:
-            yield self.ignored.message_id, IGNORED_PREFIX + self.ignored.message_id
+            yield self.ignored.message_id, IndexMark.IGNORED + self.ignored.message_id
 
 
 class Archive:

@@ -1,6 +1,6 @@
 """The daemon's own records in the mailbox: what `rebuild` needs that no other mail of ours shows.
 
-Keys are forever (PRODUCT.md). A ticket that never got an acknowledgement (the per-sender cap, the quiet first
+Keys are forever (ARCHITECTURE.md). A ticket that never got an acknowledgement (the per-sender cap, the quiet first
 run, a promoted robot's mail, a sender failing SPF) has no mail of ours carrying its key, and escalation steps
 taken quietly (the backlog) left no reminder in the sent folder. So after each pass decides, and before anything
 is sent, the daemon stores one small record message in its records folder (IMAP) or label (Gmail) listing every
@@ -41,7 +41,7 @@ SEQ_CURSOR = "record_seq"
 
 
 @dataclass(frozen=True)
-class Entry:
+class TicketRecord:
     """One ticket as a record states it."""
 
     key: str
@@ -60,7 +60,7 @@ class Entry:
 class Found:
     """What the records say: the latest entry per key, and the installation's Message-ID secret ("" when none)."""
 
-    entries: dict[str, Entry]
+    entries: dict[str, TicketRecord]
     secret: str = ""
 
 
@@ -129,7 +129,7 @@ def read_records(raws: Iterable[bytes], support: str, prefix: str) -> Found:
     Anything not written by us is skipped: a message without our record header or not from the support address, a
     line that is not one of our entries, a malformed key or secret."""
     key_form = re.compile(rf"^{re.escape(prefix)}-[1-9][0-9]{{0,8}}$")
-    latest: dict[str, Entry] = {}
+    latest: dict[str, TicketRecord] = {}
     secret, secret_seq = "", -1
     for raw in raws:
         try:
@@ -153,7 +153,7 @@ def read_records(raws: Iterable[bytes], support: str, prefix: str) -> Found:
     return Found(latest, secret)
 
 
-def _entry(line: str, seq: int, key_form: re.Pattern[str]) -> Entry | None:
+def _entry(line: str, seq: int, key_form: re.Pattern[str]) -> TicketRecord | None:
     head, sep, rest = line.partition(": ")
     if not sep or not rest.startswith("{"):
         return None
@@ -177,10 +177,10 @@ def _entry(line: str, seq: int, key_form: re.Pattern[str]) -> Entry | None:
                 return None
         except ValueError:
             return None
-    return Entry(key, request, tuple(Step(s) for s in steps), due, seq, resolved)
+    return TicketRecord(key, request, tuple(Step(s) for s in steps), due, seq, resolved)
 
 
-def entry_fingerprint(entry: Entry) -> str:
+def entry_fingerprint(entry: TicketRecord) -> str:
     """The fingerprint (see `fingerprint`) of the ticket this entry describes."""
     ladder = ",".join(entry.escalations) + "@" + entry.due if entry.escalations else "-"
     return ladder + (f"|resolved@{entry.resolved}" if entry.resolved else "")

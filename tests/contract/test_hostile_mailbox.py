@@ -50,7 +50,7 @@ corpus = _corpus()
 def backend(imap_account, smtp_sink, tmp_path):
     harness = ImapBackend(imap_account, smtp_sink, tmp_path)
     # every hostile sender writes from @hostile.example, one company domain, which by default gets a handful of
-    # acknowledgements a day (PRODUCT.md, robots that vary their address): here each one's acknowledgement is checked
+    # acknowledgements a day (README, Every person heard, no loops): here each one's acknowledgement is checked
     harness.config = dataclasses.replace(
         harness.config, autoreply=dataclasses.replace(harness.config.autoreply, max_per_domain=1000))
     yield harness

@@ -1,4 +1,4 @@
-"""Keys are forever (PRODUCT.md): on a realistic mailbox of 300 conversations, after passes that acknowledge some
+"""Keys are forever (ARCHITECTURE.md): on a realistic mailbox of 300 conversations, after passes that acknowledge some
 tickets and not others (the quiet first run's backlog, the per-sender cap, a sender failing SPF, a robot's mail an
 agent turned into a ticket), escalate, and follow agents' label changes, the state file is lost; `rebuild` gives
 back every key, status, priority, assignee and escalation step, and the next pass sends nothing. Both backends.

@@ -2,7 +2,7 @@
 
 A strong sign decides alone (Auto-Submitted, a report, List-Id, an empty return path, a robot's own address...).
 A weak sign — something a person's mail can carry too: a `no.reply.john@` address, a lone List-Unsubscribe on a
-one-to-one mail — counts only together with another sign (PRODUCT.md, Mail that is not from a person)."""
+one-to-one mail — counts only together with another sign (README: robots are never answered)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Which ticket does a message belong to? References first, then the provider's thread, then the subject tag —
-each only for someone who takes part in the ticket's conversation (PRODUCT.md, Threading)."""
+each only for someone who takes part in the ticket's conversation (README, How it decides: threading)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Collection, Iterable
 
-from mailhelpdesk.model import Incoming, State, Ticket, ref_key, thread_key  # noqa: F401  (re-exported)
+from mailhelpdesk.model import Incoming, IndexMark, State, Ticket, thread_key
 from mailhelpdesk.core.judge.senders import FREE_MAIL, normalise_address, organisation
 
 MAX_PARTICIPANTS = 200  # a ticket remembers at most this many people (a mail to 5,000 addresses is not a team)
@@ -60,7 +60,7 @@ def find_ticket(state: State, incoming: Incoming, member: Member | None = None) 
 
 def in_archive(state: State, incoming: Incoming) -> str:
     """The archived ticket a message points into (references, thread, subject tag), or "": a reply to a
-    conversation closed long ago starts a new ticket linked to it (PRODUCT.md). Asked last, and only of the
+    conversation closed long ago starts a new ticket linked to it (README, How it decides: threading). Asked last, and only of the
     archive's index, so the archive is never loaded."""
     if state.archive is None:
         return ""
@@ -68,7 +68,7 @@ def in_archive(state: State, incoming: Incoming) -> str:
     names = [*facts.thread_keys[:20], *([thread_key(incoming.thread_id)] if incoming.thread_id else [])]
     for name in names:
         key = state.archived(name)
-        if key and not key.startswith(("ignored:", "sent:")):
+        if key and IndexMark.of(key) is None:
             return key
     if facts.ticket_tag and state.archived(facts.ticket_tag):
         return facts.ticket_tag

@@ -9,7 +9,7 @@ from typing import Iterable
 
 from mailhelpdesk.core import transitions
 from mailhelpdesk.core.context import Context
-from mailhelpdesk.model import (IGNORED_PREFIX, HistoryEvent, Incoming, MailKind, MessageFacts, Plan, SendMail, SetLabels, State, Ticket,
+from mailhelpdesk.model import (IndexMark, HistoryEvent, Incoming, MailKind, MessageFacts, Plan, SendMail, SetLabels, State, Ticket,
                      ref_key)
 from mailhelpdesk.core.rules import new_ticket
 
@@ -24,8 +24,8 @@ def decide(ctx: Context, state: State, changes: Iterable[Change], now: datetime)
     by_ticket: dict[str, list[Change]] = {}
     for ref, labels in changes:
         owner = state.index.get(ref_key(ref), "")
-        if owner.startswith(IGNORED_PREFIX):
-            promoted = _promote_ignored(ctx, state, owner[len(IGNORED_PREFIX):], labels, now)
+        if owner.startswith(IndexMark.IGNORED):
+            promoted = _promote_ignored(ctx, state, owner[len(IndexMark.IGNORED):], labels, now)
             if promoted is not None:
                 state = state.previewed(promoted)
                 plan.extend(promoted)

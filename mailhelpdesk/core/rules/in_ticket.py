@@ -60,7 +60,7 @@ def decide(ctx: Context, state: State, incoming: Incoming, now: datetime) -> Pla
 
 def _not_an_answer(ctx: Context, state: State, ticket: Ticket, match: Match, incoming: Incoming) -> str:
     """Why an agent's mail in a ticket does not answer the customer ("" when it does): only a mail to the
-    customer (To or Cc), in the customer's conversation, is a first response (PRODUCT.md, Who is an agent)."""
+    customer (To or Cc), in the customer's conversation, is a first response (README, The support workflow)."""
     record = state.sent.get(match.via) if match.via else None
     if record is not None and record.kind not in TO_CUSTOMER:
         return f"a reply to our {record.kind} notice"

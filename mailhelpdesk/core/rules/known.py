@@ -7,7 +7,7 @@ import hashlib
 from datetime import datetime
 
 from mailhelpdesk.core.context import Context
-from mailhelpdesk.model import IGNORED_PREFIX, Incoming, Plan, SetLabels, State, Ticket, ref_key
+from mailhelpdesk.model import IndexMark, Incoming, Plan, SetLabels, State, Ticket, ref_key
 from mailhelpdesk.core.judge.senders import same_sender
 
 NAME = "known"
@@ -31,7 +31,7 @@ def decide(ctx: Context, state: State, incoming: Incoming, now: datetime) -> Pla
     ignored = state.ignored.get(message_id)
     if ignored is not None:
         if incoming.folder_role == "inbox" and (incoming.ref != ignored.ref or ctx.labels.ignored not in incoming.labels):
-            plan.index[ref_key(incoming.ref)] = IGNORED_PREFIX + message_id
+            plan.index[ref_key(incoming.ref)] = IndexMark.IGNORED + message_id
             plan.actions.append(SetLabels((incoming.ref,), frozenset({ctx.labels.ignored}), frozenset()))
         return plan
     archived = state.archived(message_id)
@@ -53,7 +53,7 @@ def _relabel(ctx: Context, plan: Plan, ticket: Ticket, incoming: Incoming, now: 
 
 def distinct(ctx: Context, state: State, incoming: Incoming) -> Incoming:
     """Broken clients reuse Message-IDs (`<1@localhost>`): a known id from another sender with another subject is
-    another message, not a re-delivery (PRODUCT.md, Threading). It gets an id of its own, derived from the reused
+    another message, not a re-delivery (README, How it decides: threading). It gets an id of its own, derived from the reused
     id, its sender and its subject (so that its own re-delivery is recognised)."""
     if not _another_message(ctx, state, state.ticket_of(incoming.facts.message_id), incoming):
         return incoming
