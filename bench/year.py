@@ -291,7 +291,7 @@ def working_set(state: Any, config: Any, first: int, count: int, now: datetime, 
 
     rng = random.Random(seed)
     scheme = scheme_for(config)
-    mail = Engine(config).mail.keyed(state.cursors.get(ID_SECRET, ""))
+    mail = Engine(config).ctx.mail.keyed(state.cursors.get(ID_SECRET, ""))
     open_samples = []
     for n in range(count):
         number = first + n

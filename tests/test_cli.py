@@ -143,6 +143,25 @@ def test_run_once_and_dry_run_on_a_local_mailbox(tmp_path):
         assert "send" not in again.output and "0 action(s)" in again.output
 
 
+def test_a_dry_run_takes_no_lock_leaves_none_and_previews_beside_a_running_daemon(tmp_path):
+    from mailhelpdesk.app.daemon import InstanceLock
+    from mailhelpdesk.backends.local import LocalMailbox
+
+    (tmp_path / "c.toml").write_text(MINIMAL)
+    box = LocalMailbox(tmp_path / "mailbox")
+    box.connect()
+    box.deliver("INBOX", (ROOT / "tests" / "fixtures" / "eml" / "urgent.eml").read_bytes())
+    lock = tmp_path / "state.json.lock"
+    with frozen_at(datetime(2026, 11, 20, 10, 30, tzinfo=UTC)):
+        dry = run("run", "--dry-run", "--config", str(tmp_path / "c.toml"))
+        assert dry.exit_code == 0 and not lock.exists(), dry.output  # nothing left behind
+        with InstanceLock(tmp_path / "state.json"):  # a daemon runs on this state
+            beside = run("run", "--dry-run", "--config", str(tmp_path / "c.toml"))
+            assert beside.exit_code == 0 and "would send acknowledgement" in beside.output, beside.output
+            refused = run("run", "--once", "--config", str(tmp_path / "c.toml"))
+            assert refused.exit_code != 0 and "already running" in refused.output  # a real pass still waits its turn
+
+
 def test_the_state_file_is_tinydb_and_round_trips(tmp_path):
     """Written in TinyDB's format (TinyDB opens it, with documents named by key) and read back to equal objects."""
     from tinydb import Query

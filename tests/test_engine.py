@@ -92,7 +92,7 @@ def test_new_request_becomes_a_labelled_ticket_and_is_acknowledged_once():
     # normal = 1d: from Friday 11:00 Vienna time, the same time on the next working day -> Monday 11:00 Vienna
     assert t.due_at == datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
     assert "Monday" in ack.body and "HD-1" in ack.body
-    assert ack.message_id == desk.engine.message_id("ack:HD-1")
+    assert ack.message_id == desk.engine.context(desk.state).mail.message_id("ack:HD-1")
 
 
 def test_follow_up_threads_into_the_ticket_and_the_acknowledgement_is_not_repeated():

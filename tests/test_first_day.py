@@ -82,7 +82,7 @@ def test_a_priority_raise_moves_the_due_time_and_every_view_agrees():
     assert sla_state(t, later).overdue
     assert "Helpdesk/Overdue" in t.labels_applied
     assert [m.kind for m in desk.sends() if m.kind.startswith("escalation")] == ["escalation breach"]
-    digests = {m.to: m for m in build_digests(desk.engine, desk.state, later)}
+    digests = {m.to: m for m in build_digests(desk.engine.context(desk.state), desk.state, later)}
     assert "(1 overdue)" in digests["alice@shop.example"].subject
     assert "Overdue (1)" in digests["lead@shop.example"].body
 

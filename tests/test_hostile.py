@@ -419,11 +419,11 @@ def test_our_own_message_ids_are_valid_whatever_the_agents_are_called(agent):
     desk.feed("question.eml")
     desk.tick()  # the pass ends: its one notice goes
     (notice,) = desk.sends("assignment")
-    assert notice.message_id == engine.message_id(f"assigned:HD-1:{agent}")
+    assert notice.message_id == engine.ctx.mail.message_id(f"assigned:HD-1:{agent}")
     parsed = check_composed(notice, config)
     assert str(parsed["Message-ID"]).endswith("@shop.example>")
     reminder = SendMail(key="warn:HD-1:jorg@shop.example", kind="escalation warn", to="jorg@shop.example", subject="s",
-                        body="b", message_id=engine.message_id("warn:HD-1:jorg@shop.example"))
+                        body="b", message_id=engine.ctx.mail.message_id("warn:HD-1:jorg@shop.example"))
     check_composed(reminder, config)
 
 
@@ -454,7 +454,7 @@ def test_a_template_cannot_escape_the_sandbox(payload, tmp_path):
     (tmp_path / "en" / "acknowledgement.txt.j2").write_text("Subject: hi\n" + payload.replace("{marker}", str(marker)))
     engine = Engine(make_config())
     state = nasty_state("Invoice")
-    context = engine.context(state.tickets["HD-1"], NOW)
+    context = engine.ctx.mail.context(state.tickets["HD-1"], NOW)
     with pytest.raises(ConfigError):
         render("acknowledgement", context, templates_dir=str(tmp_path))
     assert not marker.exists()

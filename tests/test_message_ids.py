@@ -14,6 +14,7 @@ from datetime import timedelta
 from mailhelpdesk.store import records
 
 from mailhelpdesk.core import transitions
+from mailhelpdesk.app.daemon import keep_secret
 from mailhelpdesk.core.mail.factory import ID_SECRET, OUR_ID_PREFIX, UPGRADE_WINDOW
 from mailhelpdesk.model import SendMail, SentRecord, State, Status
 from test_engine import NOW, Desk, make_config
@@ -25,7 +26,7 @@ SUPPORT = "support@shop.example"
 
 
 def factory():
-    return Desk().engine.mail
+    return Desk().engine.ctx.mail
 
 
 def mark_sent(desk: Desk, now=NOW) -> list[SendMail]:
@@ -55,10 +56,10 @@ def test_a_message_id_is_an_hmac_of_the_key_with_the_installations_secret():
 
 def test_the_secret_is_made_once_and_kept():
     mail, state = factory(), State()
-    secret = mail.keep_secret(state, NOW)
+    secret = keep_secret(mail, state, NOW)
     assert state.cursors[ID_SECRET] == secret and len(secret) == 32 and int(secret, 16) >= 0
-    assert mail.keep_secret(state, NOW + timedelta(days=1)) == secret
-    assert factory().keep_secret(State(), NOW) != secret, "random: one per installation"
+    assert keep_secret(mail, state, NOW + timedelta(days=1)) == secret
+    assert keep_secret(factory(), State(), NOW) != secret, "random: one per installation"
 
 
 def test_the_engine_makes_the_ids_of_the_secret_its_state_holds():
@@ -67,7 +68,7 @@ def test_the_engine_makes_the_ids_of_the_secret_its_state_holds():
     desk.feed(question(NOW - timedelta(minutes=5)), now=NOW)
     desk.tick()
     [ack] = desk.sends("acknowledgement")
-    assert ack.message_id == factory().keyed(SECRET).message_id("ack:HD-1") == desk.engine.message_id("ack:HD-1")
+    assert ack.message_id == factory().keyed(SECRET).message_id("ack:HD-1") == desk.engine.context(desk.state).mail.message_id("ack:HD-1")
     assert ack.message_id != factory().legacy_message_id("ack:HD-1")
 
 
@@ -86,7 +87,7 @@ def test_a_state_from_before_secrets_keeps_its_ids_and_sends_nothing_twice():
     assert old_notice.kind == "resolution"
 
     later = NOW + timedelta(minutes=20)
-    secret = desk.engine.mail.keep_secret(desk.state, later)  # the daemon's first pass after the upgrade
+    secret = keep_secret(desk.engine.ctx.mail, desk.state, later)  # the daemon's first pass after the upgrade
     desk.tick(later)
     assert desk.sends("resolution") == [old_notice], "not sent again under its new id"
     # the customer answers our old acknowledgement: still the ticket's conversation
@@ -109,7 +110,7 @@ def test_only_recent_sends_of_an_old_state_are_entered_under_their_new_ids():
     for key, at in (("digest:alice@shop.example:2026-11-20", NOW), ("ack:HD-1", NOW - UPGRADE_WINDOW - timedelta(hours=1))):
         old = mail.legacy_message_id(key)
         state.sent[old] = SentRecord(key, old, "x@example.com", "digest", "", at, done=True)
-    secret = mail.keep_secret(state, NOW)
+    secret = keep_secret(mail, state, NOW)
     keyed = mail.keyed(secret)
     assert keyed.message_id("digest:alice@shop.example:2026-11-20") in state.sent  # "already sent today" holds
     assert keyed.message_id("ack:HD-1") not in state.sent  # old enough to matter no more: the log stays small

@@ -59,7 +59,7 @@ def contexts(language="ru", customer_name="Анна Петрова", subject="С
     engine = Engine(make_config(language))
     t = ticket(customer_name=customer_name, subject=subject, priority=Priority.URGENT,
                thread_ids=("18c0ffee",) if gmail else ())
-    base = engine.context(t, NOW)
+    base = engine.ctx.mail.context(t, NOW)
     older = [
         ticket(7, status=Status.CLOSED, created_at=NOW - timedelta(days=40), subject="Доставка"),
         ticket(4, status=Status.PENDING, created_at=NOW - timedelta(days=60), subject="Возврат"),
@@ -82,8 +82,8 @@ def contexts(language="ru", customer_name="Анна Петрова", subject="С
                    first_response_at=NOW - timedelta(days=1, hours=1), resolved_at=NOW - timedelta(days=1),
                    history=(HistoryEntry(NOW - timedelta(days=1), "rated", "good"),))
     state.tickets[rated.key] = rated
-    digest_base = dict(engine.context_base(NOW), day=NOW.astimezone(engine.config.helpdesk.tz).date(), now=NOW,
-                       link=engine.link)
+    digest_base = dict(engine.ctx.mail.context_base(NOW), day=NOW.astimezone(engine.config.helpdesk.tz).date(), now=NOW,
+                       link=engine.ctx.mail.link)
     return {
         "acknowledgement": base,
         "assigned": dict(base, agent=engine.config.agents[0], earlier=older),

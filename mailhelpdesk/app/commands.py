@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -186,7 +187,9 @@ def run_daemon(config_path: Path, once: bool, dry_run: bool, echo: Callable[[str
         for line in report.done:  # quarantined mail is logged as an error by the daemon (once)
             echo(line)
 
-    with InstanceLock(state_location(config)):  # a state folder that cannot be written: one line, exit 2
+    # a dry run changes nothing, so it takes no lock (and leaves none): it can preview a config beside the daemon
+    lock = contextlib.nullcontext() if dry_run else InstanceLock(state_location(config))
+    with lock:  # a state folder that cannot be written: one line, exit 2
         helpdesk = Helpdesk(config)
         start_up_checks(helpdesk, send=not dry_run)  # a server setting that is wrong: one line, exit 2
         helpdesk.progress = Progress()
@@ -392,7 +395,7 @@ def run_digest(config_path: Path, send: bool, echo: Callable[[str], None], now: 
     """`mailhelpdesk digest`: the digests as they would go out now; with send, send them (once a day each).
     While the daemon runs (it holds the lock) the daemon is asked to send them at its next pass; `wait` is how
     long to wait for it (default: one poll interval and a half minute)."""
-    from mailhelpdesk.app.daemon import Helpdesk, InstanceLock
+    from mailhelpdesk.app.daemon import Helpdesk, InstanceLock, keep_secret
     from mailhelpdesk.core.duties.digests import build_digests
     from mailhelpdesk.app.effects import Effects
     from mailhelpdesk.core.engine import Engine
@@ -404,7 +407,7 @@ def run_digest(config_path: Path, send: bool, echo: Callable[[str], None], now: 
     path = config.resolve(config.helpdesk.state_file)
     if not send:
         state = Store(path).load()
-        mails = build_digests(Engine(config).keyed(state), state, now)
+        mails = build_digests(Engine(config).context(state), state, now)
         for mail in mails:
             echo(f"To: {mail.to}\nSubject: {mail.subject}\n\n{mail.body}\n{'-' * 72}")
         if not mails:
@@ -420,8 +423,8 @@ def run_digest(config_path: Path, send: bool, echo: Callable[[str], None], now: 
         helpdesk = Helpdesk(config)
         try:
             helpdesk.mailbox.connect()
-            helpdesk.engine.mail.keep_secret(helpdesk.state, now)
-            mails = build_digests(helpdesk.engine.keyed(helpdesk.state), helpdesk.state, now)
+            keep_secret(helpdesk.engine.ctx.mail, helpdesk.state, now)
+            mails = build_digests(helpdesk.engine.context(helpdesk.state), helpdesk.state, now)
             done = Effects(config, helpdesk.mailbox, helpdesk.save).apply(helpdesk.state, list(mails), now)
             helpdesk.save()
         finally:
@@ -443,7 +446,7 @@ def _ask_daemon_for_digests(config, path: Path, now: datetime, echo: Callable[[s
     from mailhelpdesk.store.state import Store
 
     state = Store(path).load()
-    mails = build_digests(Engine(config).keyed(state), state, now)
+    mails = build_digests(Engine(config).context(state), state, now)
     if not mails:
         echo("no digest to send: nobody has open tickets and no lead is configured ([sla] escalate_to)")
         return

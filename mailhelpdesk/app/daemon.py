@@ -25,7 +25,9 @@ from mailhelpdesk.app.effects import Effects, coalesce_labels, describe
 from mailhelpdesk.core.engine import Engine
 from mailhelpdesk.errors import LockError, MailboxError, StateFileError, StateLostError, StoreError
 from mailhelpdesk.app.health import Health, Sending, summary
-from mailhelpdesk.core.mail.factory import ID_SECRET
+import secrets
+
+from mailhelpdesk.core.mail.factory import ID_SECRET, UPGRADE_WINDOW, MailFactory
 from mailhelpdesk.backends import open_mailbox
 from mailhelpdesk.backends.base import Mailbox, stop_on
 from mailhelpdesk.core.relocation import relocate
@@ -141,10 +143,10 @@ class Helpdesk:
             log.info("the state file is saved again; the helpdesk goes on")
         if not self._prepared:
             self.mailbox.connect()
-            self.mailbox.prepare(self.engine.labels.to_create())
-            self._prepared = True
+            self.mailbox.prepare(self.engine.labels.to_create(), create=not dry_run)
+            self._prepared = not dry_run  # a real pass after a dry run creates what the labels need
         state = self.state.copy() if dry_run else self.state  # a dry run decides on a copy: the state stays as it was
-        self.engine.mail.keep_secret(state, now)  # the Message-ID secret, made at the first pass (never in the core)
+        keep_secret(self.engine.ctx.mail, state, now)  # the Message-ID secret, made at the first pass (not by the core)
         since = now - timedelta(days=self.config.imap.import_days)
         changes = self.mailbox.changes(state.cursors, since)
         state.merge(relocate(state, changes.relocations))  # a folder whose UIDVALIDITY changed: same mail, new refs
@@ -200,7 +202,7 @@ class Helpdesk:
                            for r in state.sent.values() if not r.done and r.mail is not None]
         if dry_run:
             return report
-        actions += digest_request.take(self.engine, state, now, self.store.path)  # `digest --send` while we run
+        actions += digest_request.take(self.engine.context(state), state, now, self.store.path)  # `digest --send`
         effects = Effects(self.config, self.mailbox, self.save, hold=self.sending.waits(now))
         effects.enqueue(state, actions, now)  # any save from here on keeps the sends with the decisions
         if self._state_missing:  # from the first action on, the state file exists: a restart is no lost state
@@ -311,6 +313,28 @@ def newest_arrival(messages: list[Incoming]) -> datetime | None:
     """The latest time the server stamped on mail delivered to the inbox in this pass (IMAP INTERNALDATE, Gmail
     internalDate): the mail server's clock, as core/clock_guard.py asks for it."""
     return max((m.received_at for m in messages if m.folder_role == "inbox" and m.received_at), default=None)
+
+
+def keep_secret(mail: MailFactory, state: State, now: datetime) -> str:
+    """The installation's Message-ID secret, made (random) when the state has none: a new installation's first
+    pass, or the first pass of one whose state predates secrets. The daemon calls this at the start of a pass,
+    before the engine decides: the pure core only reads the secret, never makes one. Saved with the state (a
+    cursor) and in every record (store/records.py), so `rebuild` gets it back.
+
+    A state that predates secrets sent mail under the old, guessable ids. Those stay ours as they are: the sent
+    log is looked up, never recomputed. So that a key sent shortly before the upgrade is not sent again under its
+    new id (a resolution notice, today's digest: checks that derive the id from the key), the sends of the last
+    UPGRADE_WINDOW are recorded under their new id too."""
+    secret = state.cursors.get(ID_SECRET)
+    if isinstance(secret, str) and secret:
+        return secret
+    secret = state.cursors[ID_SECRET] = secrets.token_hex(16)
+    keyed = mail.keyed(secret)
+    for record in list(state.sent.values()):
+        if record.done and now - record.at <= UPGRADE_WINDOW and record.message_id == mail.legacy_message_id(record.key):
+            new_id = keyed.message_id(record.key)
+            state.sent.setdefault(new_id, dataclasses.replace(record, message_id=new_id, mail=None))
+    return secret
 
 
 class InstanceLock:

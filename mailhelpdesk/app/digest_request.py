@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from mailhelpdesk.model import SendMail, State
 
 if TYPE_CHECKING:
-    from mailhelpdesk.core.engine import Engine
+    from mailhelpdesk.core.context import Context
 
 log = logging.getLogger("mailhelpdesk")
 EXPIRES = timedelta(hours=12)  # a request the daemon could not take in time is dropped, never sent days later
@@ -33,7 +33,7 @@ def ask(state_file: Path, now: datetime) -> Path:
     return path
 
 
-def take(engine: "Engine", state: State, now: datetime, state_file: Path) -> list[SendMail]:
+def take(ctx: "Context", state: State, now: datetime, state_file: Path) -> list[SendMail]:
     """The daemon's side, once per pass: the digests asked for since the last pass (and the request removed)."""
     path = request_path(state_file)
     try:
@@ -54,4 +54,4 @@ def take(engine: "Engine", state: State, now: datetime, state_file: Path) -> lis
     from mailhelpdesk.core.duties.digests import build_digests
 
     log.info("sending the digests asked for by `mailhelpdesk digest --send`")
-    return build_digests(engine, state, now)
+    return build_digests(ctx, state, now)

@@ -44,8 +44,9 @@ class Mailbox(Protocol):
         """Lines for `check`: the account, what the server supports, how labels are stored."""
         ...
 
-    def prepare(self, labels: Iterable[str]) -> list[str]:
-        """Create what labels need (Gmail labels; nothing for keywords); lines saying what was done."""
+    def prepare(self, labels: Iterable[str], create: bool = True) -> list[str]:
+        """Learn the labels and create what they need (Gmail labels; nothing for keywords); lines saying what was
+        done. `create=False` (a dry run) only learns them: a dry run changes nothing, not even a label list."""
         ...
 
     def changes(self, cursor: dict[str, Any], since: datetime) -> Changes: ...

@@ -402,7 +402,9 @@ class GmailMailbox:
         self.label_ids = {label["name"]: label["id"] for label in labels}
         self.label_names = {v: k for k, v in self.label_ids.items()}
 
-    def prepare(self, labels: Iterable[str]) -> list[str]:
+    def prepare(self, labels: Iterable[str], create: bool = True) -> list[str]:
+        if not create:
+            return []  # the labels that exist were listed at connect(): a message can carry no other
         done = []
         wanted = set(labels)
         # parents first, so Gmail nests them (Helpdesk, Helpdesk/Status, ...)

@@ -260,11 +260,11 @@ class ImapMailbox:
         lines.append("sent copies: " + ("appended to the sent folder" if self.save_sent else "kept by the server"))
         return lines
 
-    def prepare(self, labels: Iterable[str]) -> list[str]:
+    def prepare(self, labels: Iterable[str], create: bool = True) -> list[str]:
         # keywords are matched without regard to case (RFC 3501); Thunderbird stores the tags it sets lower-cased
         labels = list(labels)
         self.names = {keyword(label).lower(): label for label in labels}
-        return self.label_store.prepare(self._client, labels)
+        return self.label_store.prepare(self._client, labels) if create else []
 
     @property
     def _idle(self) -> bool:

@@ -40,7 +40,7 @@ class LocalMailbox:
     def describe(self) -> list[str]:
         return [f"local directory mailbox at {self.path}", "labels are kept in labels.json beside the mail"]
 
-    def prepare(self, labels: Iterable[str]) -> list[str]:
+    def prepare(self, labels: Iterable[str], create: bool = True) -> list[str]:
         self.connect()
         return []
 

@@ -53,7 +53,7 @@ def rebuild_from(config: Config, mailbox: Mailbox, now: datetime,
     # the secret our Message-IDs were made with: the newest record's. None recorded (records predate secrets, or
     # none were written): a new one; the ids already in the sent folder stay ours as they are (the sent log below)
     state.cursors[ID_SECRET] = found.secret or secrets.token_hex(16)
-    ids = engine.mail.keyed(state.cursors[ID_SECRET])
+    ids = engine.ctx.mail.keyed(state.cursors[ID_SECRET])
     known_keys: dict[str, str] = {}
     acknowledged: set[str] = set()
     notices: dict[str, datetime] = {}  # ticket -> when its newest resolution notice was sent

@@ -139,3 +139,21 @@ def test_a_re_delivered_message_is_not_a_second_ticket(desk, backend):
     assert len(desk.state.tickets) == 3 and len(backend.outgoing()) == count
     urgent = next(t for t in desk.state.tickets.values() if t.priority.value == "urgent")
     assert ref in urgent.refs and set(urgent.labels_applied) == backend.all_labels()[ref]
+
+
+def test_a_dry_run_changes_nothing_in_the_mailbox_not_even_the_label_list(desk, backend):
+    """A first dry run (no state yet) decides everything and creates no Gmail label, sets no keyword, sends nothing;
+    the real pass after it creates and sets them."""
+    before = backend.all_labels()
+    names = {label["name"] for label in backend.fake.labels()} if backend.name == "gmail" else set()
+    report = desk.run_pass(dry_run=True)
+    assert report.sends and report.messages == 6  # it decided: acknowledgements would go
+    assert backend.all_labels() == before and backend.outgoing() == []
+    if backend.name == "gmail":
+        assert {label["name"] for label in backend.fake.labels()} == names
+        assert not any(n.startswith("Helpdesk") for n in names)
+    assert not desk.store.path.exists()
+    desk.run_pass()
+    assert any("Helpdesk/Status/Open" in labels for labels in backend.all_labels().values())
+    if backend.name == "gmail":
+        assert "Helpdesk/Status/Open" in {label["name"] for label in backend.fake.labels()}

@@ -61,8 +61,8 @@ def test_a_guessed_message_id_of_ours_reaches_no_ticket_and_the_real_reply_does(
     clock = Clock(T0)
     desk, real = running(backend, clock)
     secret = desk.state.cursors[ID_SECRET]
-    assert real == desk.engine.mail.keyed(secret).message_id("ack:HD-1")
-    guessed = desk.engine.mail.legacy_message_id("ack:HD-1")  # sha256 of the key and our address: anyone can
+    assert real == desk.engine.ctx.mail.keyed(secret).message_id("ack:HD-1")
+    guessed = desk.engine.ctx.mail.legacy_message_id("ack:HD-1")  # sha256 of the key and our address: anyone can
     assert real != guessed and real.startswith(f"{OUR_ID_PREFIX}ack.HD-1.") and guessed.startswith(f"{OUR_ID_PREFIX}ack.HD-1.")
     made_up = f"{OUR_ID_PREFIX}ack.HD-1.0123456789abcdef@shop.example>"  # our form, any digest
     before = desk.state.tickets["HD-1"]
@@ -124,7 +124,7 @@ def test_the_secret_survives_a_lost_state_so_our_ids_stay_the_same(backend):
     state = lose_and_rebuild(backend, desk, clock)
     assert state.cursors[ID_SECRET] == secret
     again = backend.helpdesk(clock)
-    assert again.engine.keyed(again.state).message_id("ack:HD-1") == real
+    assert again.engine.context(again.state).mail.message_id("ack:HD-1") == real
     again.close()
 
 

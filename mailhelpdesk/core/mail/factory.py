@@ -1,7 +1,7 @@
 """The mail factory: every mail we send is built here, one builder per `MailKind`. Each sets the stable key that
 makes it exactly-once, the Message-ID derived from that key and the installation's secret, the subject (with the
 ticket key, or Gmail's thread subject), the thread headers and `Auto-Submitted`, and renders its template. Pure:
-`now` is passed in, and the secret is made outside the core (`MailFactory.keep_secret`)."""
+`now` is passed in, and the secret is made outside the core (app/daemon.py `keep_secret`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import hashlib
 import hmac
 import logging
 import re
-import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Iterable
@@ -27,7 +26,7 @@ from mailhelpdesk.errors import ConfigError
 from mailhelpdesk.core.mail.render import Rendered, UnsafeTemplate, render
 
 ID_SECRET = "id_secret"  # the state cursor with this installation's Message-ID secret (see `message_id`)
-UPGRADE_WINDOW = timedelta(days=7)  # see `MailFactory.keep_secret`
+UPGRADE_WINDOW = timedelta(days=7)  # see app/daemon.py `keep_secret`
 
 
 def hours_text(delta: timedelta) -> str:
@@ -73,27 +72,6 @@ class MailFactory:
         room = max(0, 78 - len("Message-ID: <mhd..@>") - len(digest) - len(domain))
         readable = re.sub(r"[^A-Za-z0-9-]+", ".", key)[:room].strip(".")
         return f"{OUR_ID_PREFIX}{readable}.{digest}@{domain}>" if readable else f"{OUR_ID_PREFIX}{digest}@{domain}>"
-
-    def keep_secret(self, state: State, now: datetime) -> str:
-        """The installation's Message-ID secret, made (random) when the state has none: a new installation's first
-        pass, or the first pass of one whose state predates secrets. The daemon calls this at the start of a pass,
-        before the engine decides: the pure core only reads the secret, never makes one. Saved with the state (a
-        cursor) and in every record (store/records.py), so `rebuild` gets it back.
-
-        A state that predates secrets sent mail under the old, guessable ids. Those stay ours as they are: the sent
-        log is looked up, never recomputed. So that a key sent shortly before the upgrade is not sent again under its
-        new id (a resolution notice, today's digest: checks that derive the id from the key), the sends of the last
-        UPGRADE_WINDOW are recorded under their new id too."""
-        secret = state.cursors.get(ID_SECRET)
-        if isinstance(secret, str) and secret:
-            return secret
-        secret = state.cursors[ID_SECRET] = secrets.token_hex(16)
-        keyed = self.keyed(secret)
-        for record in list(state.sent.values()):
-            if record.done and now - record.at <= UPGRADE_WINDOW and record.message_id == self.legacy_message_id(record.key):
-                new_id = keyed.message_id(record.key)
-                state.sent.setdefault(new_id, dataclasses.replace(record, message_id=new_id, mail=None))
-        return secret
 
     # what failed to render from the user's templates_dir since the engine last asked (`take_problems`)
     problems: list[str] = field(default_factory=list, compare=False, repr=False)
