@@ -262,33 +262,15 @@ def tickets(config_path: Path, key: str | None, as_json: bool, statuses: tuple[s
 @friendly
 def report(config_path: Path, since: Any, until: Any, output_format: str, html_file: Path | None, now: datetime) -> None:
     """Figures: tickets, first-response and resolution times, SLA breaches, ratings; by agent, hour, weekday, month."""
-    from datetime import timedelta
+    from mailhelpdesk.app.commands import run_report
 
-    from mailhelpdesk.core import report as figures
-    from mailhelpdesk.config import calendar, load_config
-    from mailhelpdesk.store.state import Store
-
-    config = load_config(config_path, secrets=False)
-    tz = config.helpdesk.tz
-    start = since.replace(tzinfo=tz).astimezone(UTC) if since else None
-    end = (until + timedelta(days=1)).replace(tzinfo=tz).astimezone(UTC) if until else None
-    if start and end and start >= end:
+    if since and until and since > until:
         raise click.BadParameter("--since must be on or before --until", param_hint="--since")
-    store = Store(config.resolve(config.helpdesk.state_file))
-    earliest = start or (end or now) - figures.DEFAULT_PERIOD
-    result = figures.compute_report(  # streamed: the work in hand, then the archive from the period's month on
-        store.tickets(store.load(("tickets",)), since=earliest, fields=figures.FIELDS), tz, start, end, now,
-        calendar=calendar(config)
-    )
-    if output_format == "json":
-        click.echo(json.dumps(figures.to_json(result), indent=2, ensure_ascii=False))
-    elif output_format == "csv":
-        click.echo(figures.to_csv(result), nl=False)
-    else:
-        click.echo(figures.format_table(result), nl=False)
+    text, html = run_report(config_path, since, until, output_format, html_file is not None, now)
+    click.echo(text, nl=output_format == "json")
     if html_file is not None:
         try:
-            html_file.write_text(figures.to_html(result, f"{config.helpdesk.name} report"), encoding="utf-8")
+            html_file.write_text(html, encoding="utf-8")
         except OSError as exc:
             raise click.FileError(str(html_file), exc.strerror or str(exc)) from None
         click.echo(f"HTML report written to {html_file}", err=True)

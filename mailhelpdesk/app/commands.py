@@ -323,16 +323,14 @@ def list_tickets(config_path: Path, key: str | None, as_json: bool, statuses: It
     else:
         tickets = store.load(("tickets",)).tickets
         rows, total = [t for t in tickets.values() if not wanted or t.status.value in wanted or sla(t, now).overdue], len(tickets)
-    rows.sort(key=lambda t: (not sla(t, now).overdue, _status_order(t.status), t.priority.rank, t.due_at or t.created_at))
+    from mailhelpdesk.core.sla_state import work_order
+
+    rows.sort(key=lambda t: work_order(t, now))  # the digests' order
     if as_json:
         return [ticket_json(t, now) for t in rows]
     if not rows and total:
         return f"no {' or '.join(sorted(wanted))} tickets ({total} in total)"
     return table(rows, tz, now)
-
-
-def _status_order(status: Status) -> int:
-    return list(Status).index(status)
 
 
 def fit(text: str, width: int) -> str:
@@ -612,3 +610,27 @@ def clock_line(data: dict, tz) -> str:
     return (f"CLOCK: the system clock is {span(off)} {way} the time the daemon decides on ({deciding:%Y-%m-%d %H:%M %Z}): "
             "timed duties (reminders, escalations, digests) follow that time until mail from the server confirms the "
             "system clock; check the machine's time synchronisation (timedatectl)")
+
+
+def run_report(config_path: Path, since: datetime | None, until: datetime | None, output_format: str, html: bool,
+               now: datetime) -> tuple[str, str]:
+    """`mailhelpdesk report`: the figures of the days from `since` to `until` (local dates, both included) as a
+    table, CSV or JSON, and the HTML page when asked for. Streams the work in hand, then the archive from the
+    period's month on."""
+    import json
+
+    from mailhelpdesk.config import calendar
+    from mailhelpdesk.core import report as figures
+    from mailhelpdesk.store.state import Store
+
+    config = load_config(config_path, secrets=False)
+    tz = config.helpdesk.tz
+    start = since.replace(tzinfo=tz).astimezone(UTC) if since else None
+    end = (until + timedelta(days=1)).replace(tzinfo=tz).astimezone(UTC) if until else None
+    store = Store(config.resolve(config.helpdesk.state_file))
+    earliest = start or (end or now) - figures.DEFAULT_PERIOD
+    result = figures.compute_report(store.tickets(store.load(("tickets",)), since=earliest, fields=figures.FIELDS),
+                                    tz, start, end, now, calendar=calendar(config))
+    text = {"json": lambda: json.dumps(figures.to_json(result), indent=2, ensure_ascii=False),
+            "csv": lambda: figures.to_csv(result)}.get(output_format, lambda: figures.format_table(result))()
+    return text, figures.to_html(result, f"{config.helpdesk.name} report") if html else ""

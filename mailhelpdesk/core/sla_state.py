@@ -43,6 +43,7 @@ def sla_state(ticket: Ticket, now: datetime) -> SlaState:
 
 
 def work_order(ticket: Ticket, now: datetime) -> tuple:
-    """Overdue first, then open before the rest, then by priority and due time: the order agents work in."""
-    return (not sla_state(ticket, now).overdue, ticket.status != Status.OPEN, ticket.priority.rank,
+    """Overdue first, then by status (open, pending, resolved, closed), priority and due time: the order agents
+    work in, in digests, summaries and `tickets` alike."""
+    return (not sla_state(ticket, now).overdue, list(Status).index(ticket.status), ticket.priority.rank,
             ticket.due_at or ticket.created_at)
