@@ -197,6 +197,14 @@ class ResolutionConfig:
 
 
 @dataclass(frozen=True)
+class PendingConfig:
+    """Tickets waiting for the customer: remind a customer who went quiet once, then resolve. Off when empty."""
+
+    remind_after: str = ""  # e.g. "3d": working days pending before one reminder to the customer
+    resolve_after: str = ""  # e.g. "7d": working days after the reminder before the ticket is resolved
+
+
+@dataclass(frozen=True)
 class DigestConfig:
     enabled: bool = True
     schedule: str = "0 9 * * 1-5"
@@ -217,6 +225,7 @@ class Config:
     priority: PriorityConfig = field(default_factory=PriorityConfig)
     sla: SlaConfig = field(default_factory=SlaConfig)
     resolution: ResolutionConfig = field(default_factory=ResolutionConfig)
+    pending: PendingConfig = field(default_factory=PendingConfig)
     digest: DigestConfig = field(default_factory=DigestConfig)
     commands: CommandsConfig = field(default_factory=CommandsConfig)
     path: Path = Path(DEFAULT_CONFIG)
@@ -427,8 +436,16 @@ def _check(config: Config, path: Path) -> None:
                 re.compile(getattr(rule, key))
             except re.error as exc:
                 raise ConfigError(f"{path}: [[priority.rules]] #{i + 1} {key} is not a valid regular expression: {exc}") from None
-    from mailhelpdesk.core.sla import BusinessCalendar, parse_duration
+    from mailhelpdesk.core.sla import BusinessCalendar, parse_duration, parse_target
 
+    for key, value in (("remind_after", config.pending.remind_after), ("resolve_after", config.pending.resolve_after)):
+        try:
+            if value:
+                parse_target(value)
+        except ValueError as exc:
+            raise ConfigError(f"{path}: [pending] {key}: {exc}") from None
+    if config.pending.resolve_after and not config.pending.remind_after:
+        raise ConfigError(f"{path}: [pending] resolve_after counts from the reminder: set remind_after too")
     for key, value in [*config.sla.first_response.items(), ("escalate_after", config.sla.escalate_after)]:
         if key != "escalate_after" and key not in {p.value for p in Priority}:
             raise ConfigError(f"{path}: [sla] first_response has unknown priority {key!r}")

@@ -29,6 +29,7 @@ class MailKind(StrEnum):
     LEAD_DIGEST = "lead digest"
     BACKLOG_SUMMARY = "backlog summary"
     NOTICES = "notices"  # several notices to one agent or lead, batched into one mail (core/duties/notices.py)
+    CUSTOMER_REMINDER = "customer reminder"  # a pending ticket's quiet customer asked once (core/duties/quiet_customers.py)
 
 
 class Audience(StrEnum):
@@ -50,6 +51,10 @@ def _reopened(ticket: Ticket, now: datetime) -> str:
 
 def _settled(ticket: Ticket, now: datetime) -> str:
     return "" if ticket.status in ("open", "pending") else f"the ticket is {ticket.status} already"
+
+
+def _still_pending(ticket: Ticket, now: datetime) -> str:
+    return "" if ticket.status == "pending" else "the customer wrote, or the ticket moved on, before it went out"
 
 
 def _no_longer_waiting(ticket: Ticket, now: datetime) -> str:
@@ -86,6 +91,7 @@ KINDS: dict[MailKind, Kind] = {
     MailKind.LEAD_DIGEST: Kind(Audience.TEAM, per_ticket=False, newer_replaces=True),
     MailKind.BACKLOG_SUMMARY: Kind(Audience.TEAM, per_ticket=False, newer_replaces=True),
     MailKind.NOTICES: Kind(Audience.TEAM, per_ticket=False, html=False),
+    MailKind.CUSTOMER_REMINDER: Kind(Audience.CUSTOMER, lost_point=_still_pending),
 }
 assert set(KINDS) == set(MailKind), "every kind has its entry"
 

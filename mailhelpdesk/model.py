@@ -58,6 +58,7 @@ class HistoryEvent(StrEnum):
     ESCALATION_LEAD = "escalation: lead"
     ACK_DROPPED = "acknowledgement dropped"  # core/outbox.py: it waited in the outbox while an agent answered
     NOTICE_DROPPED = "notice dropped"  # core/outbox.py: a notice or reminder that lost its point while it waited
+    MAILED = "mailed"  # a mail of a kind without an event of its own (its detail: the kind), e.g. a customer reminder
     COULD_NOT_SEND = "could not send"
     DUTY_FAILED = "duty failed"
 

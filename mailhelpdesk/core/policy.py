@@ -17,6 +17,7 @@ from mailhelpdesk.core.duties import acknowledgements
 from mailhelpdesk.core.duties import auto_close
 from mailhelpdesk.core.duties import escalations
 from mailhelpdesk.core.duties import notices
+from mailhelpdesk.core.duties import quiet_customers
 from mailhelpdesk.core.duties import resolutions
 from mailhelpdesk.model import Incoming, Plan, State, Tick
 from mailhelpdesk.core.rules import agent_labels
@@ -44,6 +45,7 @@ TIMED_DUTIES = (
     ack_limits,  # ceilings no person reaches: per address, per company domain, all together per hour
     acknowledgements,  # acknowledge each new request nobody answered yet (loops were told apart at the ticket)
     escalations,  # the escalation ladder: warn, breach, lead; recorded once, held as notices when recent
+    quiet_customers,  # a pending ticket's quiet customer reminded once, then resolved (opt-in: [pending])
     resolutions,  # a resolution notice with rating links, once per resolution
     auto_close,  # close resolved tickets that stayed quiet for close_after
     notices,  # the held notices to agents and leads: one mail per address per batch, listing every ticket

@@ -157,3 +157,38 @@ def test_a_dry_run_changes_nothing_in_the_mailbox_not_even_the_label_list(desk, 
     assert any("Helpdesk/Status/Open" in labels for labels in backend.all_labels().values())
     if backend.name == "gmail":
         assert "Helpdesk/Status/Open" in {label["name"] for label in backend.fake.labels()}
+
+
+def test_a_quiet_customer_gets_one_reminder_then_one_resolution_notice(backend):
+    """[pending] on a real mailbox: the agent answered, the customer went quiet; one reminder in the thread, then
+    resolved (labelled so) with its notice; later passes send nothing more."""
+    import dataclasses
+
+    from mailhelpdesk.config import PendingConfig
+
+    backend.config = dataclasses.replace(backend.config, pending=PendingConfig(remind_after="1d", resolve_after="1d"))
+    clock = [T0]
+    desk = backend.helpdesk(lambda: clock[0])
+    desk.run_pass()  # a running helpdesk (the first run is behind it)
+    backend.deliver(eml("question.eml"), T0 + timedelta(minutes=1))
+    clock[0] = T0 + timedelta(minutes=2)
+    desk.run_pass()
+    answer = (b"From: support@shop.example\r\nTo: anna@customer.example\r\nSubject: Re: Invoice 1042 shows the wrong VAT"
+              b"\r\nDate: Fri, 20 Nov 2026 10:30:00 +0000\r\nMessage-ID: <answer@shop.example>\r\n"
+              b"In-Reply-To: <q1@customer.example>\r\n\r\nA corrected invoice is attached.\r\n")
+    backend.deliver(answer, T0 + timedelta(minutes=30), sent=True)
+    clock[0] = T0 + timedelta(minutes=31)
+    desk.run_pass()
+    (ticket,) = desk.state.tickets.values()
+    assert ticket.status.value == "pending"
+    for day, hour in ((23, 10), (23, 11), (24, 11), (25, 9), (25, 12)):  # Mon 10:31 is a working day later
+        clock[0] = datetime(2026, 11, day, hour, 0, tzinfo=UTC)
+        assert desk.run_pass().quarantined == []
+    kinds = [str(m["X-Mailhelpdesk-Kind"]) for m in backend.outgoing()]
+    assert kinds.count("customer reminder") == 1 and kinds.count("resolution") == 1, kinds
+    reminder = next(m for m in backend.outgoing() if str(m["X-Mailhelpdesk-Kind"]) == "customer reminder")
+    assert str(reminder["To"]) == "anna@customer.example" and str(reminder["In-Reply-To"]) == "<answer@shop.example>"
+    (ticket,) = desk.state.tickets.values()
+    assert ticket.status.value == "resolved"
+    assert all(RESOLVED in labels for ref, labels in backend.all_labels().items() if ref in ticket.refs)
+    desk.close()
