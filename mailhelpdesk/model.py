@@ -142,6 +142,7 @@ class MessageFacts:
     date: datetime | None = None
     ticket_tag: str = ""
     automatic: str = ""
+    asks_no_auto_reply: bool = False  # X-Auto-Response-Suppress: a ticket, but no acknowledgement
     bounce_of: tuple[str, ...] = ()
     importance: Priority | None = None
     body: str = ""

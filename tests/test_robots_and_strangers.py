@@ -250,3 +250,20 @@ def test_sender_normalisation():
     assert domain_key("x@vendor.example") == "vendor.example" and domain_key("x@gmail.com") == ""
     assert organisation("bob@gmail.com") == "" and organisation("bob@Bigstore.example") == "bigstore.example"
     assert organisation("bob@brightdesk.example", frozenset({"brightdesk.example"})) == ""
+
+
+def test_a_person_who_asks_for_no_automatic_replies_gets_a_ticket_and_no_acknowledgement():
+    """X-Auto-Response-Suppress (Outlook, some CRMs) asks that nobody answer automatically: a person's request is
+    still a ticket, its acknowledgement is withheld and says why; with another robot sign it is a robot's."""
+    desk = Desk()
+    desk.feed(mail(headers=("X-Auto-Response-Suppress: All",), subject="Question about wholesale prices"))
+    desk.feed(mail(sender="ben@bigstore.example", mid="<q2@bigstore.example>", subject="Delivery on Saturdays?",
+                   headers=("X-Auto-Response-Suppress: DR, RN, NRN, OOF, AutoReply",)))
+    desk.feed(mail(sender="news@shop-news.example", mid="<n1@shop-news.example>", subject="Our December offers",
+                   headers=("X-Auto-Response-Suppress: All", "List-Unsubscribe: <mailto:u@shop-news.example>")))
+    desk.tick()
+    assert sorted(t.customer for t in desk.state.tickets.values()) == ["anna@customer.example", "ben@bigstore.example"]
+    assert all("asks for no automatic replies" in t.ack_withheld for t in desk.state.tickets.values())
+    assert desk.sends("acknowledgement") == []
+    (ignored,) = desk.state.ignored.values()
+    assert "X-Auto-Response-Suppress" in ignored.reason and "List-Unsubscribe" in ignored.reason

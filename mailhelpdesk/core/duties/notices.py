@@ -2,7 +2,8 @@
 state and mailed here, at the end of the pass, after the acknowledgements (so an assignment notice can say that
 none was sent, and why). One notice alone goes as its own mail; several to one address go as one mail listing
 them all. An address gets at most one notice mail per `[notices] batch_minutes`: what comes in between waits and
-goes in the next one. Mail to customers is never held or batched."""
+goes in the next one, unless it is about an urgent ticket, which goes at once (with whatever waits for that
+address). Mail to customers is never held or batched."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import datetime, timedelta
 
 from mailhelpdesk.core.context import Context
 from mailhelpdesk.kinds import NOTICE_KINDS, MailKind
-from mailhelpdesk.model import HELD_NOTICES, Notice, Plan, State, Step, Tick, Ticket
+from mailhelpdesk.model import HELD_NOTICES, Notice, Plan, Priority, State, Step, Tick, Ticket
 from mailhelpdesk.core.outbox import pointless
 
 NAME = "notices"
@@ -27,7 +28,6 @@ def decide(ctx: Context, state: State, tick: Tick, now: datetime) -> Plan:
     window = timedelta(minutes=ctx.config.notices.batch_minutes)
     sent_at = {to: at for to, at in state.cursors.get(SENT_AT, {}).items()
                if now - datetime.fromisoformat(at) < window}  # only what still holds a batch back
-    waiting: list[Notice] = []
     by_address: dict[str, dict[tuple[MailKind, str], tuple[Notice, Ticket]]] = {}
     for notice in held:
         ticket = state.tickets.get(notice.ticket)
@@ -35,10 +35,13 @@ def decide(ctx: Context, state: State, tick: Tick, now: datetime) -> Plan:
         if reason or ticket is None:
             plan.notes.append(f"{notice.kind} for {notice.ticket} to {notice.to} not sent: {reason}")
             continue
-        if notice.to in sent_at:
-            waiting.append(notice)  # the address had a notice mail within the window: this goes with the next
-            continue
         by_address.setdefault(notice.to, {})[(notice.kind, notice.ticket)] = (notice, ticket)  # each once
+    waiting: list[Notice] = []
+    for to, notices in list(by_address.items()):
+        urgent = any(t.priority == Priority.URGENT for _, t in notices.values())
+        if to in sent_at and not urgent:  # a notice mail went to this address within the window: these go next
+            waiting += [n for n, _ in notices.values()]
+            del by_address[to]
     for to, notices in by_address.items():
         try:
             plan.actions.append(_mail(ctx, state, to, list(notices.values()), now))

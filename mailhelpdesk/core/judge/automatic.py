@@ -91,9 +91,6 @@ def _strong(header: Callable[[str], str], sender: str, content_type: str, report
     precedence = header("Precedence").strip().lower()
     if precedence in ("bulk", "junk", "list", "auto_reply"):
         return f"bulk mail (Precedence: {precedence})"
-    suppress = header("X-Auto-Response-Suppress").lower()
-    if any(word in suppress for word in ("all", "oof", "autoreply")):
-        return f"automatic (X-Auto-Response-Suppress: {suppress.strip()})"
     for name, reason in STRONG_HEADERS.items():
         if header(name):
             return reason
@@ -119,12 +116,21 @@ def _weak(header: Callable[[str], str], sender: str, recipients: int) -> list[st
         signs.append("one-click unsubscribe")
     if header("Feedback-ID"):
         signs.append("Feedback-ID")
+    if asks_no_auto_reply(header):  # a person's Outlook may ask it too: no robot alone, but no acknowledgement
+        signs.append(f"X-Auto-Response-Suppress: {header('X-Auto-Response-Suppress').strip()}")
     envelope = "".join(header("Return-Path").split()).strip("<>").lower()
     if envelope and envelope != sender and BULK_ENVELOPE.match(envelope.split("@", 1)[0]):
         signs.append(f"bulk return path ({envelope})")
     if signs and local in ROLE_LOCAL:  # weighs only beside another sign: people write from info@ too
         signs.append(f"role address ({sender})")
     return signs
+
+
+def asks_no_auto_reply(header: Callable[[str], str]) -> bool:
+    """The sender asks for no automatic replies (Microsoft's X-Auto-Response-Suppress): we honour it, and send no
+    acknowledgement (core/rules/new_ticket.py), but it does not make the mail a robot's on its own."""
+    suppress = header("X-Auto-Response-Suppress").lower()
+    return any(word in suppress for word in ("all", "oof", "autoreply"))
 
 
 def _robot_no_reply(local: str) -> bool:

@@ -22,7 +22,7 @@ from typing import Callable
 import html_text
 
 from mailhelpdesk.model import MessageFacts, Priority
-from mailhelpdesk.core.judge.automatic import automatic_reason
+from mailhelpdesk.core.judge.automatic import asks_no_auto_reply, automatic_reason
 from mailhelpdesk.core.judge.authentication import parse_header
 
 
@@ -121,6 +121,7 @@ def parse_message(raw: bytes, ticket_prefix: str = "HD") -> MessageFacts:
         ticket_tag=tag,
         automatic=_guard(lambda: automatic_reason(header, sender, content_type, report=report, calendar=calendar,
                                                   recipients=recipients), "", "automatic", defects),
+        asks_no_auto_reply=_guard(lambda: asks_no_auto_reply(header), False, "automatic", defects),
         # only a failure to deliver is a bounce: read receipts and delay notices flag nothing
         bounce_of=_guard(lambda: _bounced_ids(msg), (), "bounce", defects) if report == "bounce" else (),
         importance=_guard(lambda: _importance(header), None, "importance", defects),

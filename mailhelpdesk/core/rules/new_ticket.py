@@ -71,6 +71,8 @@ def _withheld(ctx: Context, state: State, incoming: Incoming, ticket: Ticket, lo
         return f"{forged}: the sender may be forged"
     if loop is not None:
         return f"{loop.reason}, from {facts.sender}, who takes no part in it: a robot's or a forwarded answer"
+    if facts.asks_no_auto_reply:
+        return "the sender asks for no automatic replies (X-Auto-Response-Suppress)"
     previous = state.tickets.get(state.index.get(shape_key(ticket.shape), ""))
     window = timedelta(hours=ctx.config.autoreply.same_shape_hours)
     if previous is not None and timedelta(0) <= when - previous.created_at <= window:
