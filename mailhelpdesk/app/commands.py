@@ -557,7 +557,9 @@ def show_status(config_path: Path, echo: Callable[[str], None], now: datetime | 
         echo(line)
     withheld = figures.get("acks_withheld_7d", 0)
     if withheld:
-        echo(f"acknowledgements withheld (7 days): {withheld} (see `mailhelpdesk tickets`)")
+        keys = figures.get("acks_withheld_keys", [])
+        latest = f"; the latest: {', '.join(keys)}" if keys else ""
+        echo(f"acknowledgements withheld (7 days): {withheld}{latest} (`mailhelpdesk tickets KEY` says why)")
     if health.get("clock"):
         echo(clock_line(health["clock"], config.helpdesk.tz))
     broken = figures["template_error"]

@@ -101,6 +101,7 @@ def summary(state: State, now: datetime) -> dict[str, Any]:
         "sent_last_day": sent,
         "waiting": sum(1 for r in state.sent.values() if not r.done),
         "acks_withheld_7d": sum(withheld_since(t, now - WITHHELD_WINDOW) for t in state.tickets.values()),
+        "acks_withheld_keys": [t.key for t in state.tickets.values() if withheld_since(t, now - WITHHELD_WINDOW)][-10:],
     }
 
 

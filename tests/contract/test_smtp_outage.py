@@ -471,7 +471,8 @@ def test_status_counts_the_acknowledgements_withheld_in_the_last_seven_days(tmp_
     health.write(last_success=NOW.isoformat(), summary=summary(state, NOW))
     with frozen_at(NOW + timedelta(seconds=5)):
         output = cli(config, "status").output
-    assert "acknowledgements withheld (7 days): 3 (see `mailhelpdesk tickets`)" in output, output
+    assert ("acknowledgements withheld (7 days): 3; the latest: HD-1, HD-2, HD-5 (`mailhelpdesk tickets KEY` says why)"
+            in output), output
     health.write(summary=summary(State(), NOW))
     with frozen_at(NOW + timedelta(seconds=5)):
         assert "withheld" not in cli(config, "status").output, "only when there are some"
