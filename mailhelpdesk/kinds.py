@@ -2,7 +2,8 @@
 (RFC 3834: `auto-replied`) or is a notice nobody asked for (`auto-generated`), whether it is about one ticket,
 whether it is held and batched per address, its template, and when it loses its point while it waits in the
 outbox. The mail factory, the outbox, the notices duty and `check` read this table; a new kind is one member and
-one entry here (and its template pair). Pure, and below everything else: no imports from the package."""
+one entry here (and its template pair). Pure, and below everything else: no top-level imports from the package
+(the ladder's lost point asks `core/sla_state.py`, imported when asked)."""
 
 from __future__ import annotations
 

@@ -40,8 +40,8 @@ from mailhelpdesk.app.systemd import notify
 
 log = logging.getLogger("mailhelpdesk")
 
-MAINTAIN_EVERY = timedelta(hours=1)
-REPAIRS_KEPT = 10  # the store's repairs `status` shows, newest last  # an idle daemon still moves tickets that became history with time
+MAINTAIN_EVERY = timedelta(hours=1)  # an idle daemon still moves tickets that became history with time
+REPAIRS_KEPT = 10  # the store's repairs `status` shows, newest last
 
 
 def since_boot() -> float:

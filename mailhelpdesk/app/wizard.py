@@ -53,14 +53,6 @@ class Provider:
     smtp_security: str = "ssl"
     hint: str = ""
 
-    @property
-    def imap_port(self) -> int:
-        return IMAP_PORTS[self.imap_security]
-
-    @property
-    def smtp_port(self) -> int:
-        return SMTP_PORTS[self.smtp_security]
-
 
 PROVIDER_NAMES = ("gmail", "outlook", "fastmail", "yandex", "zoho", "other", "local")
 
