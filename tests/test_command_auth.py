@@ -238,3 +238,17 @@ def test_sender_failed_table():
     assert sender_failed(v(("spf", "fail", "other.example")), "bot@spam.example") == ""  # not the sender's domain
     assert sender_failed(v(("spf", "fail", "spam.example"), ("dkim", "pass", "spam.example")), "bot@spam.example") == ""
     assert sender_failed(verdict([], "mx"), "bot@spam.example") == ""
+
+
+def test_a_proven_agent_commands_a_ticket_by_its_key_in_the_subject_of_a_new_mail():
+    """Not a reply: a new mail with [HD-1] in the subject (the README's second way) works for every agent, the
+    assignee or not; a stranger's mail with the same subject is no command."""
+    d = desk()
+    new_mail = command(PASS, from_="bob@shop.example", body="#priority urgent\n#note called the customer").replace(
+        b"In-Reply-To: <q1-anna@customer.example>\r\n", b"").replace(b"Subject: Re: [HD-1] Export fails 1",
+                                                                    b"Subject: [HD-1] call notes")
+    d.feed(new_mail)
+    t = d.ticket()
+    assert t.priority.value == "urgent" and any(h.what == "note" and "called the customer" in h.detail
+                                                for h in t.history)
+    assert d.sends("command rejected") == []

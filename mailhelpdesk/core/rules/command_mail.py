@@ -15,6 +15,11 @@ NAME = "command"
 DESCRIPTION = "commands by mail from a proven agent: carried out, or refused with a reply that says why"
 
 
+def _agents_take_part_in_every_ticket(ticket, incoming) -> bool:
+    """A proven agent may act on any ticket: by replying in its conversation, or with its [KEY] in the subject."""
+    return True
+
+
 def decide(ctx: Context, state: State, incoming: Incoming, now: datetime) -> Plan | None:
     facts = incoming.facts
     commands = parse_commands(facts.body)
@@ -33,7 +38,7 @@ def decide(ctx: Context, state: State, incoming: Incoming, now: datetime) -> Pla
         ok, why = trusted_sender(facts, agent, ctx.config.commands)
     plan = Plan()
     when = incoming.when or now
-    before = find_ticket(state, incoming).ticket
+    before = find_ticket(state, incoming, member=_agents_take_part_in_every_ticket).ticket
     ticket = before
     problem = "" if ok else why
     if not problem and ticket is None:
