@@ -58,6 +58,8 @@ class HistoryEvent(StrEnum):
     ESCALATION_LEAD = "escalation: lead"
     ACK_DROPPED = "acknowledgement dropped"  # core/outbox.py: it waited in the outbox while an agent answered
     NOTICE_DROPPED = "notice dropped"  # core/outbox.py: a notice or reminder that lost its point while it waited
+    SNOOZED = "snoozed"
+    SNOOZE_ENDED = "snooze ended"
     MAILED = "mailed"  # a mail of a kind without an event of its own (its detail: the kind), e.g. a customer reminder
     COULD_NOT_SEND = "could not send"
     DUTY_FAILED = "duty failed"
@@ -281,6 +283,7 @@ class Ticket:
     bounced: bool = False
     history: tuple[HistoryEntry, ...] = ()  # a History when loaded (the same, decoded when first read)
     recorded: str = ""  # what the mailbox's record of this ticket says (store/records.py); "" before the first one
+    snoozed_until: datetime | None = None  # `#snooze`: out of sight, no reminder, until then (core/duties/snoozes.py)
     shape: str = ""  # the request's shape (core/judge/loops.py): the same mail again and again is a robot's
 
     @property

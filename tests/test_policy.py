@@ -26,7 +26,7 @@ def test_every_rule_and_duty_is_a_module_with_a_name_a_description_and_decide():
         assert module.NAME and "\n" not in module.DESCRIPTION and callable(module.decide), module.__name__
     assert [m.NAME for m in policy.MESSAGE_RULES] == ["known", "ours", "command", "in ticket", "not a request",
                                                       "new ticket"]
-    assert [m.NAME for m in policy.TIMED_DUTIES] == ["acknowledgement limits", "acknowledgements", "escalations",
+    assert [m.NAME for m in policy.TIMED_DUTIES] == ["snoozes", "acknowledgement limits", "acknowledgements", "escalations",
                                                      "quiet customers", "resolutions", "auto-close", "notices", "digests"]
     assert len((PACKAGE / "core" / "policy.py").read_text().splitlines()) <= 80  # one screen
 

@@ -35,6 +35,10 @@ class LabelScheme:
         return f"{self.root}/Overdue"
 
     @property
+    def snoozed(self) -> str:
+        return f"{self.root}/Snoozed"
+
+    @property
     def ignored(self) -> str:
         return f"{self.root}/Ignored"
 
@@ -48,7 +52,7 @@ class LabelScheme:
             [self.status(s) for s in Status]
             + [self.priority(p) for p in Priority]
             + [self.assignee(a) for a in self.agents]
-            + [self.overdue, self.ignored]
+            + [self.overdue, self.snoozed, self.ignored]
         )
 
     def to_create(self) -> frozenset[str]:
@@ -66,6 +70,8 @@ class LabelScheme:
             labels.add(self.assignee(ticket.assignee))
         if sla_state(ticket, now).overdue:
             labels.add(self.overdue)
+        if ticket.snoozed_until is not None and now < ticket.snoozed_until:
+            labels.add(self.snoozed)
         return frozenset(labels)
 
     def read(self, labels: Iterable[str]) -> LabelReading:

@@ -19,6 +19,7 @@ from mailhelpdesk.core.duties import escalations
 from mailhelpdesk.core.duties import notices
 from mailhelpdesk.core.duties import quiet_customers
 from mailhelpdesk.core.duties import resolutions
+from mailhelpdesk.core.duties import snoozes
 from mailhelpdesk.model import Incoming, Plan, State, Tick
 from mailhelpdesk.core.rules import agent_labels
 from mailhelpdesk.core.rules import command_mail
@@ -42,6 +43,7 @@ LABEL_RULES = (
 )
 
 TIMED_DUTIES = (
+    snoozes,  # snoozed tickets come back when their time comes (before anything counts their wait)
     ack_limits,  # ceilings no person reaches: per address, per company domain, all together per hour
     acknowledgements,  # acknowledge each new request nobody answered yet (loops were told apart at the ticket)
     escalations,  # the escalation ladder: warn, breach, lead; recorded once, held as notices when recent

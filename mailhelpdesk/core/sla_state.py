@@ -37,7 +37,8 @@ class SlaState:
 
 
 def sla_state(ticket: Ticket, now: datetime) -> SlaState:
-    waiting = ticket.status == Status.OPEN and ticket.waiting_since is not None
+    snoozed = ticket.snoozed_until is not None and now < ticket.snoozed_until  # out of sight: no ladder, not late
+    waiting = ticket.status == Status.OPEN and ticket.waiting_since is not None and not snoozed
     overdue = waiting and ticket.due_at is not None and ticket.due_at <= now
     return SlaState(ticket, now, ticket.due_at, waiting, overdue)
 

@@ -81,6 +81,8 @@ def customer_reply(ticket: Ticket, sender: str, when: datetime, latest: bool, ra
     """The customer wrote again: a pending or resolved ticket re-opens with a new wait; a more urgent word raises
     the priority (never lowers it)."""
     changes: dict = {}
+    if latest and ticket.snoozed_until is not None:  # the customer's word ends a snooze at once
+        ticket = woken(ticket, when, "the customer wrote", due)
     if latest:
         changes["updated_at"] = when
         if ticket.status in (Status.PENDING, Status.RESOLVED):
@@ -89,6 +91,22 @@ def customer_reply(ticket: Ticket, sender: str, when: datetime, latest: bool, ra
         changes["priority"] = raised_to
         ticket = ticket.log(when, HistoryEvent.PRIORITY_RAISED, f"{raised_to.value} ({why})")
     return timed(ticket.log(when, HistoryEvent.CUSTOMER_REPLIED, sender, **changes), due)
+
+
+def snoozed(ticket: Ticket, until: datetime, now: datetime, how: str) -> Ticket:
+    """Out of sight until then: no reminder, not overdue, not in the digests' lists (core/sla_state.py)."""
+    return ticket.log(now, HistoryEvent.SNOOZED, f"until {until.isoformat()} ({how})", snoozed_until=until)
+
+
+def woken(ticket: Ticket, now: datetime, why: str, due: Due) -> Ticket:
+    """The snooze ends (its time came, the customer wrote, `#unsnooze`): an open ticket waits again, from now, with
+    its full target and a new ladder (the SLA clock did not run while it slept)."""
+    if ticket.snoozed_until is None:
+        return ticket
+    changes: dict = {"snoozed_until": None}
+    if ticket.status == Status.OPEN and ticket.waiting_since is not None:
+        changes.update(waiting_since=now, escalations=())
+    return timed(ticket.log(now, HistoryEvent.SNOOZE_ENDED, why, **changes), due)
 
 
 def rated(ticket: Ticket, rating: str, when: datetime) -> Ticket:

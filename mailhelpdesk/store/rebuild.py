@@ -99,7 +99,8 @@ def rebuild_from(config: Config, mailbox: Mailbox, now: datetime,
         entry = entries.get(key)
         if entry is not None:  # a record: the escalation ladder as it stood, and the acknowledgement decided
             ticket = dataclasses.replace(ticket, escalations=entry.escalations, ack_wanted=False,
-                                         recorded=entry_fingerprint(entry))
+                                         recorded=entry_fingerprint(entry),
+                                         snoozed_until=datetime.fromisoformat(entry.snoozed) if entry.snoozed else None)
         else:
             ticket = dataclasses.replace(
                 ticket, ack_wanted=ticket.ack_wanted and key not in acknowledged,

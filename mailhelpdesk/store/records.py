@@ -50,6 +50,7 @@ class TicketRecord:
     due: str = ""  # ISO due time the escalation steps belong to ("" when none were taken)
     seq: int = 0
     resolved: str = ""  # ISO time it was resolved, while it is ("" when it is not)
+    snoozed: str = ""  # ISO time a `#snooze` ends, while it sleeps ("" when it does not)
 
     @property
     def number(self) -> int:
@@ -73,7 +74,8 @@ def fingerprint(ticket: Ticket) -> str:
     else:
         due = ticket.due_at.isoformat() if ticket.due_at else ""
         ladder = ",".join(ticket.escalations) + "@" + due
-    return ladder + (f"|resolved@{ticket.resolved_at.isoformat()}" if _resolved(ticket) else "")
+    return (ladder + (f"|resolved@{ticket.resolved_at.isoformat()}" if _resolved(ticket) else "")
+            + (f"|snoozed@{ticket.snoozed_until.isoformat()}" if ticket.snoozed_until else ""))
 
 
 def _resolved(ticket: Ticket) -> bool:
@@ -104,6 +106,8 @@ def compose_records(tickets: list[Ticket], support: str, name: str, now: datetim
                 entry["due"] = ticket.due_at.isoformat()
             if _resolved(ticket):
                 entry["resolved"] = ticket.resolved_at.isoformat()  # type: ignore[union-attr]
+            if ticket.snoozed_until:
+                entry["snoozed"] = ticket.snoozed_until.isoformat()
             lines.append(f"{ticket.key}: {json.dumps(entry, ensure_ascii=True, separators=(',', ':'))}")
         msg = EmailMessage()
         local, _, domain = support.partition("@")
@@ -164,23 +168,24 @@ def _entry(line: str, seq: int, key_form: re.Pattern[str]) -> TicketRecord | Non
     if not isinstance(data, dict):
         return None
     key, request, steps, due = data.get("key"), data.get("request"), data.get("escalations", []), data.get("due", "")
-    resolved = data.get("resolved", "")
+    resolved, snoozed = data.get("resolved", ""), data.get("snoozed", "")
     if not (isinstance(key, str) and key == head and key_form.match(key) and isinstance(request, str) and request):
         return None
     if not (isinstance(steps, list) and all(s in set(Step) for s in steps) and isinstance(due, str)):
         return None
-    if not isinstance(resolved, str):
+    if not (isinstance(resolved, str) and isinstance(snoozed, str)):
         return None
-    for stamp in (due, resolved):
+    for stamp in (due, resolved, snoozed):
         try:
             if stamp and datetime.fromisoformat(stamp).tzinfo is None:
                 return None
         except ValueError:
             return None
-    return TicketRecord(key, request, tuple(Step(s) for s in steps), due, seq, resolved)
+    return TicketRecord(key, request, tuple(Step(s) for s in steps), due, seq, resolved, snoozed)
 
 
 def entry_fingerprint(entry: TicketRecord) -> str:
     """The fingerprint (see `fingerprint`) of the ticket this entry describes."""
     ladder = ",".join(entry.escalations) + "@" + entry.due if entry.escalations else "-"
-    return ladder + (f"|resolved@{entry.resolved}" if entry.resolved else "")
+    return (ladder + (f"|resolved@{entry.resolved}" if entry.resolved else "")
+            + (f"|snoozed@{entry.snoozed}" if entry.snoozed else ""))

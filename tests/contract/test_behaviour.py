@@ -192,3 +192,36 @@ def test_a_quiet_customer_gets_one_reminder_then_one_resolution_notice(backend):
     assert ticket.status.value == "resolved"
     assert all(RESOLVED in labels for ref, labels in backend.all_labels().items() if ref in ticket.refs)
     desk.close()
+
+
+def test_a_ticket_snoozed_by_mail_sleeps_comes_back_on_time_and_rebuild_keeps_the_snooze(backend):
+    from mailhelpdesk.store.rebuild import rebuild_from
+
+    clock = [T0]
+    desk = backend.helpdesk(lambda: clock[0])
+    desk.run_pass()
+    backend.deliver(eml("question.eml"), T0 + timedelta(minutes=1))
+    clock[0] = T0 + timedelta(minutes=2)
+    desk.run_pass()
+    command = (b"From: support@shop.example\r\nTo: support@shop.example\r\nSubject: Re: Invoice 1042 shows the wrong VAT"
+               b"\r\nDate: Fri, 20 Nov 2026 10:05:00 +0000\r\nMessage-ID: <snooze@shop.example>\r\n"
+               b"In-Reply-To: <q1@customer.example>\r\n\r\n#snooze monday\r\n")
+    backend.deliver(command, T0 + timedelta(minutes=5), sent=True)  # from the shared account: trusted
+    clock[0] = T0 + timedelta(minutes=6)
+    desk.run_pass()
+    (ticket,) = desk.state.tickets.values()
+    monday = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # 09:00 in Vienna
+    assert ticket.snoozed_until == monday
+    assert all("Helpdesk/Snoozed" in labels for ref, labels in backend.all_labels().items() if ref in ticket.refs)
+    rebuilt = rebuild_from(backend.config, backend.helpdesk(lambda: clock[0]).mailbox, clock[0])
+    assert rebuilt.tickets[ticket.key].snoozed_until == monday, "the records carry the snooze"
+    clock[0] = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)  # Saturday: still asleep, nothing sent
+    before = len(backend.outgoing())
+    desk.run_pass()
+    assert len(backend.outgoing()) == before
+    clock[0] = monday + timedelta(minutes=1)
+    desk.run_pass()
+    (ticket,) = desk.state.tickets.values()
+    assert ticket.snoozed_until is None
+    assert not any("Helpdesk/Snoozed" in labels for ref, labels in backend.all_labels().items() if ref in ticket.refs)
+    desk.close()

@@ -115,7 +115,8 @@ def build_digests(ctx: "Context", state: State, now: datetime) -> list[SendMail]
     config = ctx.config
     tz = config.helpdesk.tz
     day = now.astimezone(tz).date()
-    active = [t for t in state.tickets.values() if t.status in (Status.OPEN, Status.PENDING)]
+    active = [t for t in state.tickets.values() if t.status in (Status.OPEN, Status.PENDING)
+              and not (t.snoozed_until and t.snoozed_until > now)]  # a snoozed ticket is out of sight until then
     mails = []
     for agent in config.agents:
         mine = sorted((t for t in active if t.assignee == agent.name), key=lambda t: work_order(t, now))

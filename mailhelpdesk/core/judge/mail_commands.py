@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable
+from typing import Any, Callable
 
 from mailhelpdesk.config import AgentConfig, Config, CommandsConfig
 from mailhelpdesk.model import HistoryEvent, MessageFacts, Priority, Status, Ticket
@@ -30,6 +30,7 @@ class Run:
     who: str
     when: datetime
     due: transitions.Due
+    calendar: Any = None  # core/sla.BusinessCalendar: the working days and hours a duration counts in
 
 
 Effect = Callable[[Ticket, str, Run], Ticket]
@@ -143,6 +144,53 @@ def _priority(ticket: Ticket, argument: str, run: Run) -> Ticket:
          {"en": "TEXT", "ru": "ТЕКСТ"})
 def _note(ticket: Ticket, argument: str, run: Run) -> Ticket:
     return ticket.log(run.when, HistoryEvent.NOTE, f"{run.who}: {argument}")
+
+
+WEEKDAYS = {"monday": 0, "tuesday": 1, "wednesday": 2, "thursday": 3, "friday": 4, "saturday": 5, "sunday": 6,
+            "понедельник": 0, "вторник": 1, "среда": 2, "среду": 2, "четверг": 3, "пятница": 4, "пятницу": 4,
+            "суббота": 5, "субботу": 5, "воскресенье": 6}
+
+
+@command("snooze", {"en": "put the ticket away until then: no reminders, out of the digests; back at that time or "
+                          "when the customer writes", "ru": "отложить обращение до указанного времени"},
+         {"en": "3d|4h|monday|2027-01-08", "ru": "3d|4h|понедельник|2027-01-08"})
+def _snooze(ticket: Ticket, argument: str, run: Run) -> Ticket:
+    return transitions.snoozed(ticket, snooze_until(argument, run), run.when, f"#snooze {argument} by {run.who}")
+
+
+@command("unsnooze", {"en": "bring a snoozed ticket back now", "ru": "вернуть отложенное обращение"})
+def _unsnooze(ticket: Ticket, argument: str, run: Run) -> Ticket:
+    if ticket.snoozed_until is None:
+        raise CommandProblem(f"#unsnooze: {ticket.key} is not snoozed")
+    return transitions.woken(ticket, run.when, f"#unsnooze by {run.who}", run.due)
+
+
+def snooze_until(argument: str, run: Run) -> datetime:
+    """`3d` / `4h`: working days and business hours from now (as due times count); `monday`: the next Monday's
+    opening; `2027-01-08`: that day's opening, in the helpdesk's time zone."""
+    from datetime import date, time, timedelta
+
+    from mailhelpdesk.core.sla import parse_target
+
+    text = argument.strip().lower()
+    tz, calendar = run.config.helpdesk.tz, run.calendar
+    try:
+        return calendar.add_target(run.when, parse_target(text))
+    except ValueError:
+        pass
+    today = run.when.astimezone(tz).date()
+    if text in WEEKDAYS:
+        day = today + timedelta(days=(WEEKDAYS[text] - today.weekday() - 1) % 7 + 1)  # the next one, never today
+    else:
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            raise CommandProblem(f"#snooze {argument!r}: give a duration (3d, 4h), a weekday (monday) or a date "
+                                 f"(2027-01-08)") from None
+    until = calendar.next_open(datetime.combine(day, time(0), tz))
+    if until <= run.when:
+        raise CommandProblem(f"#snooze {argument!r}: that time has passed")
+    return until
 
 
 def trusted_sender(facts: MessageFacts, agent: AgentConfig | None, commands: CommandsConfig) -> tuple[bool, str]:

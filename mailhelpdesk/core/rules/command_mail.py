@@ -46,7 +46,7 @@ def decide(ctx: Context, state: State, incoming: Incoming, now: datetime) -> Pla
     if not problem:
         assert ticket is not None
         try:
-            ticket = run_commands(ticket, commands, Run(ctx.config, agent.name, when, ctx.due))
+            ticket = run_commands(ticket, commands, Run(ctx.config, agent.name, when, ctx.due, ctx.calendar))
         except CommandProblem as refused:
             problem = str(refused)
     if problem:
