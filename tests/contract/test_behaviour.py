@@ -159,6 +159,17 @@ def test_a_dry_run_changes_nothing_in_the_mailbox_not_even_the_label_list(desk, 
         assert "Helpdesk/Status/Open" in {label["name"] for label in backend.fake.labels()}
 
 
+def with_a_new_request(backend):
+    """A running helpdesk (its first run behind it) that has just made a ticket of question.eml; its clock."""
+    clock = [T0]
+    desk = backend.helpdesk(lambda: clock[0])
+    desk.run_pass()
+    backend.deliver(eml("question.eml"), T0 + timedelta(minutes=1))
+    clock[0] = T0 + timedelta(minutes=2)
+    desk.run_pass()
+    return clock, desk
+
+
 def test_a_quiet_customer_gets_one_reminder_then_one_resolution_notice(backend):
     """[pending] on a real mailbox: the agent answered, the customer went quiet; one reminder in the thread, then
     resolved (labelled so) with its notice; later passes send nothing more."""
@@ -167,12 +178,7 @@ def test_a_quiet_customer_gets_one_reminder_then_one_resolution_notice(backend):
     from mailhelpdesk.config import PendingConfig
 
     backend.config = dataclasses.replace(backend.config, pending=PendingConfig(remind_after="1d", resolve_after="1d"))
-    clock = [T0]
-    desk = backend.helpdesk(lambda: clock[0])
-    desk.run_pass()  # a running helpdesk (the first run is behind it)
-    backend.deliver(eml("question.eml"), T0 + timedelta(minutes=1))
-    clock[0] = T0 + timedelta(minutes=2)
-    desk.run_pass()
+    clock, desk = with_a_new_request(backend)
     answer = (b"From: support@shop.example\r\nTo: anna@customer.example\r\nSubject: Re: Invoice 1042 shows the wrong VAT"
               b"\r\nDate: Fri, 20 Nov 2026 10:30:00 +0000\r\nMessage-ID: <answer@shop.example>\r\n"
               b"In-Reply-To: <q1@customer.example>\r\n\r\nA corrected invoice is attached.\r\n")
@@ -197,12 +203,7 @@ def test_a_quiet_customer_gets_one_reminder_then_one_resolution_notice(backend):
 def test_a_ticket_snoozed_by_mail_sleeps_comes_back_on_time_and_rebuild_keeps_the_snooze(backend):
     from mailhelpdesk.store.rebuild import rebuild_from
 
-    clock = [T0]
-    desk = backend.helpdesk(lambda: clock[0])
-    desk.run_pass()
-    backend.deliver(eml("question.eml"), T0 + timedelta(minutes=1))
-    clock[0] = T0 + timedelta(minutes=2)
-    desk.run_pass()
+    clock, desk = with_a_new_request(backend)
     command = (b"From: support@shop.example\r\nTo: support@shop.example\r\nSubject: Re: Invoice 1042 shows the wrong VAT"
                b"\r\nDate: Fri, 20 Nov 2026 10:05:00 +0000\r\nMessage-ID: <snooze@shop.example>\r\n"
                b"In-Reply-To: <q1@customer.example>\r\n\r\n#snooze monday\r\n")
