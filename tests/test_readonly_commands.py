@@ -193,6 +193,10 @@ def test_with_state_directory_set_a_relative_state_file_lands_there(tmp_path, mo
     assert (state_dir / "state.json").exists() and (state_dir / "state.json.lock").exists()
     assert sorted(p.name for p in etc.iterdir()) == ["mailhelpdesk.toml"]  # nothing written next to the config
     assert cli("status", "--config", str(path), "--now", NOW.isoformat()).output.startswith("last successful pass: 20")
+    monkeypatch.delenv("STATE_DIRECTORY")  # a shell without the daemon's environment: it says so, not "never"
+    lost = cli("status", "--config", str(path), "--now", NOW.isoformat())
+    assert lost.exit_code == 1 and lost.output.startswith(f"no state file at {etc / 'state.json'}"), lost.output
+    monkeypatch.setenv("STATE_DIRECTORY", str(state_dir))
     monkeypatch.setenv("STATE_DIRECTORY", f"{state_dir}:{tmp_path / 'second'}")  # systemd lists several with ':'
     assert load_config(path).helpdesk.state_file == str(state_dir / "state.json")
     path.write_text(LOCAL.replace('"state.json"', f'"{tmp_path / "abs.json"}"'))

@@ -530,6 +530,10 @@ def show_status(config_path: Path, echo: Callable[[str], None], now: datetime | 
     path = config.resolve(config.helpdesk.state_file)
     health = Health(path).read()
     now = now or datetime.now(UTC)
+    if not health and not path.exists():
+        echo(f"no state file at {path}, and no daemon has reported here: start it (`mailhelpdesk run`), or give this "
+             "command the daemon's environment (under systemd: STATE_DIRECTORY=/var/lib/mailhelpdesk, see README)")
+        return 1
     last = datetime.fromisoformat(health["last_success"]) if health.get("last_success") else None
     if last:
         echo(f"last successful pass: {last.astimezone(config.helpdesk.tz):%Y-%m-%d %H:%M:%S %Z} "

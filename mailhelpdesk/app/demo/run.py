@@ -76,13 +76,14 @@ def run_demo(directory: Path | None, echo: Callable[[str], None], now: datetime 
                 echo(f"\nOne acknowledgement, as the customer sees it ({ref.name}):\n")
                 echo("\n".join("    " + line for line in msg.get_content().splitlines()))
                 break
-    echo(f"\nLeft unanswered on purpose ({len(state.ignored)}):")
-    for item in sorted(state.ignored.values(), key=lambda i: i.at):
-        echo(f"  {fit(item.sender or '?', 36)} {fit(item.subject, 40)} -> {item.reason}")
-    for ticket in sorted(state.tickets.values(), key=lambda t: t.number):
-        for entry in ticket.history:
-            if entry.what == HistoryEvent.AUTOMATIC_MAIL_ATTACHED:
-                echo(f"  {'(attached to ' + ticket.key + ')':36} {'robot reply in the conversation':40} -> {entry.detail}")
+    unanswered = [f"  {fit(item.sender or '?', 36)} {fit(item.subject, 40)} -> {item.reason}"
+                  for item in sorted(state.ignored.values(), key=lambda i: i.at)]
+    unanswered += [f"  {'(attached to ' + ticket.key + ')':36} {'robot reply in the conversation':40} -> {entry.detail}"
+                   for ticket in sorted(state.tickets.values(), key=lambda t: t.number) for entry in ticket.history
+                   if entry.what == HistoryEvent.AUTOMATIC_MAIL_ATTACHED]
+    echo(f"\nLeft unanswered on purpose ({len(unanswered)}):")
+    for line in unanswered:
+        echo(line)
     second = helpdesk.run_pass()
     sent_again = sum(1 for line in second.done if line.startswith("send"))
     if second.messages or sent_again:
