@@ -223,3 +223,18 @@ def test_the_wizard_config_passes_check_against_real_servers(tmp_path, imap_acco
         assert "all good" in check.output
     finally:
         sink.stop()
+
+
+def test_an_smtp_relay_without_encryption_gets_no_login_so_the_first_check_passes(tmp_path, monkeypatch):
+    path = tmp_path / "mailhelpdesk.toml"
+    answers = ["help@acme.example", "Acme Support", "other", "mail.acme.example", "", "",  # IMAP: ssl, 993
+               "relay.acme.example", "none", "",  # SMTP: a relay on port 25, no encryption
+               "", "", "",  # login = the address; password from env; its variable
+               "Europe/Berlin", "Alice Smith <alice@acme.example>"]
+    result = init(path, answers)
+    assert result.exit_code == 0, result.output
+    assert "# a relay that asks for a login: uncomment these" in path.read_text()
+    monkeypatch.setenv("MAILHELPDESK_PASSWORD", "pw")
+    config = load_config(path)
+    assert (config.smtp.host, config.smtp.security, config.smtp.effective_port) == ("relay.acme.example", "none", 25)
+    assert config.smtp.username == "" and config.imap.username == "help@acme.example"

@@ -61,7 +61,8 @@ def check_setup(config_path: Path) -> Iterable[str | MailHelpdeskError]:
             problems += 1
             yield exc
     if not problems:
-        yield "all good: start the helpdesk with `mailhelpdesk run`"
+        yield ("all good: see what the first pass would do with `mailhelpdesk run --dry-run`, then start it with "
+               "`mailhelpdesk run`")
 
 
 def state_location(config) -> Path:

@@ -248,14 +248,16 @@ def _server_section(section: str, a: dict) -> list[str]:
     secret_key = "password_env" if a["secret"] == "env" else "password_file"
     secret_comment = ("the environment variable that holds the password" if a["secret"] == "env"
                       else "the file that holds the password")
-    return [
+    lines = [
         f"[{section}]",
         _line("host", a[f"{section}_host"], what),
         _line("port", a[f"{section}_port"], "usually {ssl} with ssl, {starttls} with starttls".format(**ports)),
         _line("security", a[f"{section}_security"], '"ssl", "starttls" or "none" (no encryption)'),
-        _line("username", a["username"], "the login name"),
-        _line(secret_key, a["secret_value"], secret_comment),
     ]
+    login = [_line("username", a["username"], "the login name"), _line(secret_key, a["secret_value"], secret_comment)]
+    if section == "smtp" and a["smtp_security"] == "none":  # a relay without encryption takes mail without a login
+        return lines + ["# a relay that asks for a login: uncomment these", *("# " + line for line in login)]
+    return lines + login
 
 
 def _gmail_section(a: dict) -> list[str]:
