@@ -35,3 +35,20 @@ def test_the_default_schedule_fires_on_working_days_only():
         fires.append(at.strftime("%a %d"))
         at += timedelta(minutes=1)
     assert fires == ["Mon 23", "Tue 24", "Wed 25", "Thu 26", "Fri 27"]
+
+
+def test_a_digest_asked_for_at_night_does_not_use_up_the_mornings_scheduled_one():
+    """`digest --send` at 01:30 and the 09:00 digest of the same day are two mails (two keys, two Message-IDs);
+    a second `--send` that day is the first one again (exactly once)."""
+    from mailhelpdesk.core.duties.digests import build_digests
+    from test_engine import Desk
+
+    desk = Desk()
+    desk.feed("question.eml")
+    desk.tick()
+    ctx, night = desk.engine.context(desk.state), datetime(2026, 11, 20, 0, 30, tzinfo=UTC)
+    asked = {m.to: m.message_id for m in build_digests(ctx, desk.state, night, asked=True)}
+    again = {m.to: m.message_id for m in build_digests(ctx, desk.state, night + timedelta(hours=2), asked=True)}
+    scheduled = {m.to: m.message_id for m in build_digests(ctx, desk.state, datetime(2026, 11, 20, 8, 0, tzinfo=UTC))}
+    assert asked and asked == again
+    assert set(asked) == set(scheduled) and not set(asked.values()) & set(scheduled.values())

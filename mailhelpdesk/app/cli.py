@@ -197,7 +197,8 @@ def run(config_path: Path, once: bool, dry_run: bool, verbose: int, log_format: 
 @CONFIG_OPTION
 @click.option("--print", "mode", flag_value="print", default=True, help="Show the digests (default).")
 @click.option("--send", "mode", flag_value="send",
-              help="Send them now (each at most once a day); while the daemon runs, it sends them at its next pass.")
+              help="Send them now (each at most once a day, besides the scheduled one); while the daemon runs, it sends "
+                   "them at its next pass.")
 @NOW_OPTION
 @friendly
 def digest(config_path: Path, mode: str, now: datetime) -> None:

@@ -423,7 +423,7 @@ def run_digest(config_path: Path, send: bool, echo: Callable[[str], None], now: 
         try:
             helpdesk.mailbox.connect()
             keep_secret(helpdesk.engine.ctx.mail, helpdesk.state, now)
-            mails = build_digests(helpdesk.engine.context(helpdesk.state), helpdesk.state, now)
+            mails = build_digests(helpdesk.engine.context(helpdesk.state), helpdesk.state, now, asked=True)
             done = Effects(config, helpdesk.mailbox, helpdesk.save).apply(helpdesk.state, list(mails), now)
             helpdesk.save()
         finally:
@@ -445,7 +445,7 @@ def _ask_daemon_for_digests(config, path: Path, now: datetime, echo: Callable[[s
     from mailhelpdesk.store.state import Store
 
     state = Store(path).load()
-    mails = build_digests(Engine(config).context(state), state, now)
+    mails = build_digests(Engine(config).context(state), state, now, asked=True)
     if not mails:
         echo("no digest to send: nobody has open tickets and no lead is configured ([sla] escalate_to)")
         return

@@ -54,4 +54,4 @@ def take(ctx: "Context", state: State, now: datetime, state_file: Path) -> list[
     from mailhelpdesk.core.duties.digests import build_digests
 
     log.info("sending the digests asked for by `mailhelpdesk digest --send`")
-    return build_digests(ctx, state, now)
+    return build_digests(ctx, state, now, asked=True)

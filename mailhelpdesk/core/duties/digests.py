@@ -111,7 +111,7 @@ def backlog_summaries(ctx: "Context", state: State, now: datetime) -> Plan:
     return plan
 
 
-def build_digests(ctx: "Context", state: State, now: datetime) -> list[SendMail]:
+def build_digests(ctx: "Context", state: State, now: datetime, asked: bool = False) -> list[SendMail]:
     config = ctx.config
     tz = config.helpdesk.tz
     day = now.astimezone(tz).date()
@@ -124,7 +124,7 @@ def build_digests(ctx: "Context", state: State, now: datetime) -> list[SendMail]
             continue
         mails.append(ctx.mail.digest(MailKind.DIGEST, agent.email, day, now, {
             "agent": agent, "tickets": mine, "overdue": [t for t in mine if overdue(t, now)],
-        }))
+        }, asked=asked))
     if config.sla.escalate_to:
         figures = yesterday(state, tz, now)
         unassigned = sorted((t for t in active if not t.assignee), key=lambda t: work_order(t, now))
@@ -132,7 +132,7 @@ def build_digests(ctx: "Context", state: State, now: datetime) -> list[SendMail]
         for lead in config.sla.escalate_to:
             mails.append(ctx.mail.digest(MailKind.LEAD_DIGEST, lead, day, now, {
                 "unassigned": unassigned, "overdue": late, "figures": figures,
-            }))
+            }, asked=asked))
     return mails
 
 

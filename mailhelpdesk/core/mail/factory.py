@@ -222,9 +222,12 @@ class MailFactory:
         return self._mail(MailKind.COMMAND_REJECTED, f"rejected:{facts.message_id}", to, rendered,
                           in_reply_to=facts.message_id, references=(facts.message_id,))
 
-    def digest(self, kind: MailKind, to: str, day: date | None, now: datetime, extra: dict) -> SendMail:
-        """A digest, a lead's digest or a first run's backlog summary."""
+    def digest(self, kind: MailKind, to: str, day: date | None, now: datetime, extra: dict,
+               asked: bool = False) -> SendMail:
+        """A digest, a lead's digest or a first run's backlog summary. One asked for (`digest --send`) has a key of
+        its own: a test at night does not use up the morning's scheduled digest."""
         template = template_of(kind)
         key = f"{template}:{to}:{day.isoformat()}" if day else f"{template}:{to}"
+        key += ":asked" if asked else ""
         context = dict(self.context_base(now), day=day, now=now, link=self.link, **extra)
         return self._mail(kind, key, to, self.render(template, context))
