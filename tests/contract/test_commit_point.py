@@ -15,14 +15,10 @@ import pytest
 from backends import ImapBackend
 from servers import _SinkHandler
 from test_behaviour import NOW
+from test_outbox_faults import request  # people's requests, each in words of their own
 
 VICTIM = "b@c.example"
 CUSTOMERS = ["a@c.example", VICTIM, "c@c.example"]
-
-
-def request(n: int, sender: str) -> bytes:
-    return (f"From: <{sender}>\r\nTo: support@shop.example\r\nSubject: Request {n}\r\n"
-            f"Date: Fri, 20 Nov 2026 10:0{n}:00 +0000\r\nMessage-ID: <req-{n}@c.example>\r\n\r\nHelp {n}.\r\n").encode()
 
 
 class OneFault(_SinkHandler):

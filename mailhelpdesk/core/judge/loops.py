@@ -7,10 +7,10 @@ is not acknowledged is what a loop looks like:
   `In-Reply-To`/`References`, our subject tag, or quotes our acknowledgement, yet its sender takes no part in that
   ticket (a robot answering from `support+4711@vendor`, a ticket system that opens a ticket of its own). It opens a
   ticket linked to ours, so nothing is lost, and gets no acknowledgement;
-- **the same mail again**: the same subject and opening words (digits and tags aside) from the same sender within
-  `[autoreply] same_shape_hours`, where an address that differs only by a `+tag` or its digits is the same sender
-  (`support+4711@vendor`, `ticket-4712@vendor`): a robot answering every mail, or a person sending the same mail
-  twice, who had their acknowledgement the first time. Two colleagues who write the same words are two people.
+- **the same mail again**: the same subject and opening words (digits and tags aside) from one company domain, or
+  on a free-mail domain from one address (a `+tag` or the digits of its local part aside), within `[autoreply]
+  same_shape_hours`: a robot answering every mail from `support+4711@vendor`, `ticket-4712@vendor` or any fresh
+  address, or a person sending the same mail twice, who had their acknowledgement the first time.
 
 RFC 3834 and the weighed robot signs (core/judge/automatic.py) come before all this: such mail opens no ticket at all.
 """
@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 
 from mailhelpdesk.model import OUR_ID_PREFIX, MessageFacts, State
-from mailhelpdesk.core.judge.senders import sender_key
+from mailhelpdesk.core.judge.senders import FREE_MAIL, organisation, sender_key
 
 _DIGITS = re.compile(r"\d+")
 _WORDS = re.compile(r"\W+", re.UNICODE)
@@ -30,11 +30,12 @@ _QUOTE_HEADER = re.compile(r"^(on .{0,200} wrote:|-----original message-----|fro
 OPENING = 300  # how much of the body counts for the shape: a form letter's opening words are its own
 
 
-def shape(facts: MessageFacts) -> str:
-    """A short fingerprint of who wrote (the address without case, +tag or digits) and what (the subject and the
-    opening words of the body, without digits, tags, quotes or case): the same for a robot's every answer."""
+def shape(facts: MessageFacts, free: frozenset[str] = FREE_MAIL) -> str:
+    """A short fingerprint of who wrote (their company's domain; on free mail the address without case, +tag or
+    digits) and what (the subject and the opening words of the body, without digits, tags, quotes or case): the
+    same for a robot's every answer."""
     local, _, domain = sender_key(facts.sender).rpartition("@")
-    who = f"{_DIGITS.sub('', local)}@{domain}"
+    who = organisation(facts.sender, free) or f"{_DIGITS.sub('', local)}@{domain}"
     subject = _WORDS.sub(" ", _DIGITS.sub("", facts.title)).strip().lower()  # the title: no Re:, no tags
     lines = []
     for line in facts.body.splitlines():

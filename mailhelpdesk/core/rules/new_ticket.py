@@ -32,7 +32,7 @@ def decide(ctx: Context, state: State, incoming: Incoming, now: datetime) -> Pla
     ticket = Ticket(key=key, number=number, customer=facts.customer,
                     customer_name=facts.sender_name if facts.customer == facts.sender else "", subject=facts.title,
                     created_at=when, updated_at=when, waiting_since=when, priority=priority, assignee=assignee,
-                    ack_wanted=config.autoreply.enabled and fresh, shape=loops.shape(facts))
+                    ack_wanted=config.autoreply.enabled and fresh, shape=loops.shape(facts, ctx.free_mail))
     ticket = ticket.with_message(facts.message_id, incoming.ref, facts.sender, incoming.thread_id)
     ticket = dataclasses.replace(ticket, participants=tuple(dict.fromkeys(ticket.participants + (facts.customer,))))
     ticket = with_people(ticket, facts.to + facts.cc)  # colleagues in Cc may answer in the conversation
