@@ -252,3 +252,16 @@ def test_a_proven_agent_commands_a_ticket_by_its_key_in_the_subject_of_a_new_mai
     assert t.priority.value == "urgent" and any(h.what == "note" and "called the customer" in h.detail
                                                 for h in t.history)
     assert d.sends("command rejected") == []
+
+
+def test_take_assigns_the_ticket_to_the_agent_who_writes_it_and_tells_nobody_else():
+    d = desk()
+    d.tick()
+    assert d.ticket().assignee == "Alice"
+    d.feed(command(PASS, from_="bob@shop.example", body="#take"))
+    d.tick(NOW + timedelta(minutes=1))
+    t = d.ticket()
+    assert t.assignee == "Bob" and any(h.what == "assigned" and "#take by Bob" in h.detail for h in t.history)
+    assert "Helpdesk/Assignee/Bob" in t.labels_applied and d.sends("command rejected") == []
+    d.feed(command(PASS, from_="bob@shop.example", body="#take", n=2))  # taken already: nothing changes
+    assert d.ticket().assignee == "Bob" and d.sends("command rejected") == []

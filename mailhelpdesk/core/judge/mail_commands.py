@@ -125,6 +125,17 @@ def _assign(ticket: Ticket, argument: str, run: Run) -> Ticket:
     return transitions.assign(ticket, target.name, run.when, f"#assign by {run.who}")
 
 
+@command("take", {"en": "take the ticket yourself (a claim before you answer: the assignee label shows it to all)",
+                  "ru": "взять обращение себе"})
+def _take(ticket: Ticket, argument: str, run: Run) -> Ticket:
+    agent = run.config.agent_by_name(run.who)
+    if agent is None:
+        raise CommandProblem("#take: only an agent can take a ticket (write from your own address, or use #assign)")
+    if ticket.assignee == agent.name:
+        return ticket
+    return transitions.assign(ticket, agent.name, run.when, f"#take by {run.who}")
+
+
 @command("unassign", {"en": "take the agent off the ticket", "ru": "снять исполнителя"})
 def _unassign(ticket: Ticket, argument: str, run: Run) -> Ticket:
     return transitions.unassign(ticket, run.when, f"#unassign by {run.who}")
