@@ -263,5 +263,6 @@ def test_take_assigns_the_ticket_to_the_agent_who_writes_it_and_tells_nobody_els
     t = d.ticket()
     assert t.assignee == "Bob" and any(h.what == "assigned" and "#take by Bob" in h.detail for h in t.history)
     assert "Helpdesk/Assignee/Bob" in t.labels_applied and d.sends("command rejected") == []
+    assert not [m for m in d.sends() if m.to == "bob@shop.example"], "no notice of what Bob did himself"
     d.feed(command(PASS, from_="bob@shop.example", body="#take", n=2))  # taken already: nothing changes
     assert d.ticket().assignee == "Bob" and d.sends("command rejected") == []

@@ -61,7 +61,8 @@ def decide(ctx: Context, state: State, incoming: Incoming, now: datetime) -> Pla
     ctx.index_message(plan, ticket, incoming, thread=False)
     if not problem:
         plan.notes.append(f"{ticket.key}: commands from {agent.name}: {', '.join('#' + c.verb for c in commands)}")
-        if ticket.assignee and ticket.assignee != (before.assignee if before else None):
+        # a new assignee hears of it, unless they gave it to themselves (#take)
+        if ticket.assignee and ticket.assignee not in ((before.assignee if before else None), agent.name):
             ctx.notify(plan, MailKind.ASSIGNMENT, ticket, now)
     ctx.sync_labels(plan, ticket, now)
     return plan
