@@ -85,6 +85,7 @@ def withheld_since(ticket: Ticket, since: datetime) -> bool:
 def summary(state: State, now: datetime) -> dict[str, Any]:
     """The figures `status` prints, from the state as a pass left it."""
     active = [t for t in state.tickets.values() if t.status == Status.OPEN]
+    withheld = [t.key for t in state.tickets.values() if withheld_since(t, now - WITHHELD_WINDOW)]
     sent = state.sends_last_day(now)
     if sent is None:  # a state from before the counter: what the sent log still holds
         sent = sum(1 for r in state.sent.values() if r.done and r.mail is None and now - r.at < timedelta(hours=24))
@@ -100,8 +101,8 @@ def summary(state: State, now: datetime) -> dict[str, Any]:
         "template_error": state.cursors.get("template_error") or {},
         "sent_last_day": sent,
         "waiting": sum(1 for r in state.sent.values() if not r.done),
-        "acks_withheld_7d": sum(withheld_since(t, now - WITHHELD_WINDOW) for t in state.tickets.values()),
-        "acks_withheld_keys": [t.key for t in state.tickets.values() if withheld_since(t, now - WITHHELD_WINDOW)][-10:],
+        "acks_withheld_7d": len(withheld),
+        "acks_withheld_keys": withheld[-10:],
     }
 
 
