@@ -29,9 +29,11 @@ def decide(ctx: Context, state: State, tick: Tick, now: datetime) -> Plan | None
             continue
         with isolated(plan, ticket, NAME, now):
             since = ticket.updated_at  # the agent's last word (or the label that made it pending)
+            if ctx.calendar.add_target(since, remind) > now:
+                continue  # too early for a reminder, so none was sent in this wait: its history is not read
             reminded = next((h.at for h in reversed(ticket.history) if h.what == HistoryEvent.MAILED
                              and h.detail == MailKind.CUSTOMER_REMINDER and h.at >= since), None)
-            if reminded is None and ctx.calendar.add_target(since, remind) <= now:
+            if reminded is None:
                 plan.actions.append(ctx.mail.ticket_mail(MailKind.CUSTOMER_REMINDER, ticket, ticket.customer, now,
                                                          occasion=f"{since:%Y%m%dT%H%M%S}",
                                                          will_resolve=bool(settings.resolve_after)))
