@@ -55,26 +55,26 @@ class Loop:
     ticket: str = ""
 
 
-def answers_our_mail(state: State, facts: MessageFacts, related: str) -> Loop | None:
+def answers_our_mail(state: State, facts: MessageFacts, related: str, prefix: str) -> Loop | None:
     """Whether this message (which takes no part in ticket `related`, or in none) answers our automatic mail.
-    `related` is the ticket its references, thread or subject tag point into (core/judge/threading.py)."""
+    `related` is the ticket its references, thread or subject tag point into (core/judge/threading.py); `prefix`
+    the helpdesk's ticket prefix (`[helpdesk] ticket_prefix`)."""
     ours = next((m for m in facts.thread_keys if state.is_ours(m) or m.startswith(OUR_ID_PREFIX)), "")
     if ours:
         return Loop(f"it answers our mail {ours}" + (f" about {related}" if related else ""), related)
     if facts.ticket_tag and related == facts.ticket_tag:
         return Loop(f"it answers our mail about {related} (subject tag [{related}])", related)
-    quoted = _quoted_key(state, facts)
+    quoted = _quoted_key(state, facts, prefix)
     if quoted:
         return Loop(f"it quotes our mail about {quoted}", quoted)
     return None
 
 
-def _quoted_key(state: State, facts: MessageFacts) -> str:
+def _quoted_key(state: State, facts: MessageFacts, prefix: str) -> str:
     """A known ticket key in the quoted part of the body ("> ... opened ticket HD-42 ..."): our mail, quoted back."""
-    if not facts.ticket_tag and ">" not in facts.body:
+    if ">" not in facts.body:
         return ""
-    prefix = re.escape(facts.ticket_tag.rsplit("-", 1)[0]) if facts.ticket_tag else r"[A-Z][A-Z0-9]{0,9}"
-    key = re.compile(rf"\b({prefix}-\d+)\b")
+    key = re.compile(rf"\b({re.escape(prefix)}-\d+)\b")
     for line in facts.body.splitlines()[:400]:
         if line.startswith(">"):
             for found in key.findall(line):

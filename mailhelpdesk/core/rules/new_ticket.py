@@ -40,7 +40,8 @@ def decide(ctx: Context, state: State, incoming: Incoming, now: datetime) -> Pla
     related = find_ticket(state, incoming)
     earlier = related.related or (related.ticket.key if related.ticket else "")
     # an archived ticket's people are not known: there, only the shape counts
-    loop = loops.answers_our_mail(state, facts, earlier) if earlier in state.tickets or not earlier else None
+    loop = (loops.answers_our_mail(state, facts, earlier, prefix) if earlier in state.tickets or not earlier
+            else None)
     earlier = earlier or (loop.ticket if loop else "")
     withheld = ticket.ack_wanted and _withheld(ctx, state, incoming, ticket, loop, when)
     if withheld:
